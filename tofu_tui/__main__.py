@@ -1,0 +1,3 @@
+from tofu_tui.cli import main
+
+main()
