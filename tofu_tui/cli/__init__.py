@@ -12,7 +12,7 @@ import sys
 import click
 
 from tofu_tui import __version__
-from tofu_tui.cli import run_cmd, server_cmd, service_cmd, station_cmd
+from tofu_tui.cli import demo_cmd, run_cmd, server_cmd, service_cmd, station_cmd
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -40,6 +40,7 @@ run_cmd.register(cli)
 station_cmd.register(cli)
 server_cmd.register(cli)
 service_cmd.register(cli)
+demo_cmd.register(cli)
 
 
 def main() -> None:
