@@ -27,6 +27,7 @@ _COLORS = {
     "UNSET": "2",
 }
 FAILED_LOG_LINES = 30
+_DISPLAY = ("text", "image", "progress")
 
 
 class JsonView:
@@ -66,6 +67,10 @@ def _limits(validators: list[dict[str, Any]]) -> str:
 
 
 def _fmt(value: Any) -> str:
+    if isinstance(value, dict) and "x_axis" in value and "y_axis" in value:
+        points = len(value.get("x_axis") or [])
+        axes = ", ".join(value.get("y_axis") or {})
+        return f"{points} points ({axes})"
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, str):
@@ -182,6 +187,8 @@ class HumanView:
 
     def _on_ui_request(self, event: Any) -> None:
         self.open_prompts.add(event.request_id)
+        if not any(c.get("type") not in _DISPLAY for c in event.components):
+            return  # display-only: nothing to answer
         if self.interactive:
             threading.Thread(target=self._ask, args=(event,), daemon=True).start()
         else:
