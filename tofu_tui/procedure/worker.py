@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import codecs
 import collections
+import contextlib
 import json
 import math
 import os
@@ -540,6 +541,15 @@ class _ValueLike:
     def __contains__(self, item: Any) -> bool:
         return item in self.value
 
+    def __neg__(self) -> Any:
+        return -self.value
+
+    def __abs__(self) -> Any:
+        return abs(self.value)
+
+    def __round__(self, ndigits: int | None = None) -> Any:
+        return round(self.value, ndigits)
+
 
 def _delegate(op: str) -> Any:
     import operator
@@ -559,9 +569,6 @@ for _op in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow"):
     _fwd, _rev = _delegate(_op)
     setattr(_ValueLike, f"__{_op}__", _fwd)
     setattr(_ValueLike, f"__r{_op}__", _rev)
-_ValueLike.__neg__ = lambda self: -self.value  # type: ignore[attr-defined]
-_ValueLike.__abs__ = lambda self: abs(self.value)  # type: ignore[attr-defined]
-_ValueLike.__round__ = lambda self, n=None: round(self.value, n)  # type: ignore[attr-defined]
 
 
 class MeasurementHandle(_ValueLike):
@@ -1262,7 +1269,7 @@ class Worker:
     def wait_give(self) -> dict[str, Any]:
         msg = self.channel.recv()
         if msg is None:
-            os._exit(0)
+            raise SystemExit("the engine went away")
         return msg
 
     def plug_proxy(self, key: str, address: Any, ctx: dict[str, Any]) -> Any:
@@ -1357,20 +1364,29 @@ def main() -> None:
         pass
     worker = Worker(proc_dir, Channel(sock))
     worker.install_capture()
+    real_exit = os._exit
+
+    def flushing_exit(code: int) -> None:
+        # os._exit skips every cleanup: send what the phase recorded before it dies.
+        with contextlib.suppress(Exception):
+            worker.sink.flush()
+        real_exit(code)
+
+    os._exit = flushing_exit  # type: ignore[assignment]
 
     def serve() -> None:
         try:
             worker.serve()
         except (BrokenPipeError, ConnectionResetError):
             pass
-        os._exit(0)
+        real_exit(0)
 
     # Phases run on this one long-lived thread (not the main thread, as in the
     # reference engine); reusing it keeps a job's round trip short.
     runner = threading.Thread(target=serve, name="phase-runner", daemon=True)
     runner.start()
     runner.join()
-    os._exit(0)
+    real_exit(0)
 
 
 if __name__ == "__main__":
