@@ -12,7 +12,7 @@ import pytest
 
 from tests.procedure.poolkit import Session, messages, request, run_phases, with_pool, yaml_for
 from tofu_tui.procedure.load import load_procedure
-from tofu_tui.procedure.pool import LiveEngineWarning, LiveLog, WorkerPool
+from tofu_tui.procedure.pool import LiveEngineWarning, LiveLog, WorkerPool, WorkerStartError
 from tofu_tui.procedure.worker import HEAD_LINES, LINE_CAP, TAIL_LINES
 
 
@@ -223,15 +223,37 @@ def test_bad_interpreter_is_a_clear_error(make_procedure) -> None:
         loaded = load_procedure(folder)
         object.__setattr__(loaded, "interpreter", folder / "no-such-python")
         pool = WorkerPool(loaded, 1, lambda e: None)
-        await pool.start()
+        with pytest.raises(WorkerStartError) as raised:
+            await pool.start()
+        await pool.start(wait=False)
         try:
-            return await pool.run_attempt(request(loaded, "ok"))
+            return str(raised.value), await pool.run_attempt(request(loaded, "ok"))
         finally:
             await pool.close()
 
-    result = asyncio.run(main())
+    start_error, result = asyncio.run(main())
+    assert "Could not start a worker" in start_error and "no-such-python" in start_error
     assert result.error is not None and "Could not start a worker" in result.error
-    assert "no-such-python" in result.error
+
+
+def test_a_worker_that_dies_at_start_up_is_reported(make_procedure, tmp_path: Path) -> None:
+    folder = make_procedure(yaml_for("ok"), {"phases/ok.py": "def ok():\n    pass\n"})
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho 'interpreter is broken' >&2\nexit 1\n")
+    fake.chmod(0o755)
+
+    async def main():
+        loaded = load_procedure(folder)
+        object.__setattr__(loaded, "interpreter", fake)
+        pool = WorkerPool(loaded, 1, lambda e: None)
+        try:
+            await pool.start()
+        except WorkerStartError as exc:
+            return str(exc)
+        finally:
+            await pool.close()
+
+    assert "interpreter is broken" in asyncio.run(main())
 
 
 # --- shell phases ------------------------------------------------------------------

@@ -1207,9 +1207,9 @@ class Job:
         except PhaseSignal as sig:
             done["signal"] = sig.kind
             done["smsg"] = sig.msg
-            text = f"phase.{sig.kind}()" + (f": {sig.msg}" if sig.msg else "")
-            frame = _user_frame(sig.__traceback__)
-            self.worker.sink.log("INFO", text, *(frame or ("", 0)))
+            if sig.msg:
+                frame = _user_frame(sig.__traceback__)
+                self.worker.sink.log("INFO", sig.msg, *(frame or ("", 0)))
         except _Refusal as exc:
             done["error"] = str(exc)
             self.worker.sink.log("ERROR", str(exc))
