@@ -489,3 +489,40 @@ def test_plugs_by_key_ignoring_case(make_procedure, tmp_path: Path) -> None:
         host.wait()
     assert result.error is None, result.error
     assert result.measurements["volts"].value == 3.0
+
+
+def test_a_phase_cannot_break_the_next_ones_capture(make_procedure) -> None:
+    folder = make_procedure(
+        yaml_for("vandal", "forker", "after"),
+        {
+            "phases/vandal.py": """
+            import io, logging, os, sys
+
+            def vandal():
+                sys.stdout = io.StringIO()
+                logging.getLogger().handlers.clear()
+                os.chdir("/")
+            """,
+            "phases/forker.py": """
+            import os
+
+            def forker(log):
+                pid = os.fork()
+                if pid:
+                    os.waitpid(pid, 0)
+                    log.info("parent")
+                # the child returns here too: it must not answer in the parent's place
+            """,
+            "phases/after.py": """
+            import logging, os
+
+            def after():
+                print("printed")
+                logging.warning("logged")
+                print(os.getcwd())
+            """,
+        },
+    )
+    _, forker, after = run_phases(folder, "vandal", "forker", "after")
+    assert messages(forker) == ["parent"]
+    assert messages(after) == ["printed", "logged", str(folder.resolve())]

@@ -123,7 +123,7 @@ class LogSink:
             return
         if len(message) > LINE_CAP:
             message = f"{message[:LINE_CAP]} [... {len(message) - LINE_CAP} characters cut]"
-        if file.startswith(self.prefix):
+        if file and file.startswith(self.prefix):
             file = file[len(self.prefix) :]
         entry = [level, time.time(), message, file, line]
         with self.lock:
@@ -208,19 +208,39 @@ class LineSplitter:
         self.lock = threading.Lock()
 
     def feed(self, text: str) -> None:
+        if not text:
+            return
         with self.lock:
-            start = 0
-            while True:
-                nl = text.find("\n", start)
-                if nl < 0:
-                    self._partial(text[start:])
-                    return
-                self._partial(text[start:nl])
-                self._emit()
-                start = nl + 1
+            if "\n" not in text:
+                self._partial(text)
+                return
+            pieces = text.split("\n")
+            last = pieces.pop()
+            first = True
+            for piece in pieces:
+                if first and (self.parts or self.overflow):
+                    self._partial(piece)
+                    self._emit()
+                else:
+                    self._emit_text(piece)
+                first = False
+            if last:
+                self._partial(last)
+
+    def _emit_text(self, line: str) -> None:
+        if len(line) > LINE_CAP:
+            line = f"{line[:LINE_CAP].strip()} [... {len(line) - LINE_CAP} characters cut]"
+        else:
+            line = line.strip()
+        if line:
+            self.sink.log(self.level, line)
 
     def _partial(self, piece: str) -> None:
         if not piece:
+            return
+        if self.size + len(piece) <= LINE_CAP:
+            self.parts.append(piece)
+            self.size += len(piece)
             return
         room = LINE_CAP - self.size
         if room <= 0:
@@ -1264,6 +1284,11 @@ class Worker:
         self.plughost: Any = None
         self.fd_out: Any = None
         self.fd_err: Any = None
+        self.stdout: Any = None
+        self.stderr: Any = None
+        self.capture: Any = None
+        self.root_logger: Any = None
+        self.is_fork_child = False
         self.inbox: list[dict[str, Any]] = []
 
     def wait_give(self) -> dict[str, Any]:
@@ -1298,8 +1323,10 @@ class Worker:
         # Separate splitters: a partial line from print() must not glue onto a child's.
         self.fd_out = FdCapture(1, LineSplitter(self.sink, "INFO"))
         self.fd_err = FdCapture(2, LineSplitter(self.sink, "WARNING"))
-        sys.stdout = CapturedStream(self.out, 1)  # type: ignore[assignment]
-        sys.stderr = CapturedStream(self.err, 2)  # type: ignore[assignment]
+        self.stdout = CapturedStream(self.out, 1)
+        self.stderr = CapturedStream(self.err, 2)
+        sys.stdout = self.stdout  # type: ignore[assignment]
+        sys.stderr = self.stderr  # type: ignore[assignment]
 
         sink = self.sink
 
@@ -1314,11 +1341,34 @@ class Worker:
                     pass
 
         root = logging.getLogger()
-        root.addHandler(Capture())
+        self.capture = Capture()
+        root.addHandler(self.capture)
         root.setLevel(logging.INFO)
+        self.root_logger = root
         threading.Thread(target=self.sink.flusher, daemon=True).start()
 
+    def reset_process(self) -> None:
+        """Undo what one phase may have changed for the next: its output streams, the
+        log capture handler and the working directory. Other process state is kept."""
+        if sys.stdout is not self.stdout:
+            sys.stdout = self.stdout  # type: ignore[assignment]
+        if sys.stderr is not self.stderr:
+            sys.stderr = self.stderr  # type: ignore[assignment]
+        if self.capture is not None and self.capture not in self.root_logger.handlers:
+            self.root_logger.addHandler(self.capture)
+        try:
+            if os.getcwd() != self.proc_dir:
+                os.chdir(self.proc_dir)
+        except OSError:
+            os.chdir(self.proc_dir)
+
+    def forked(self) -> None:
+        """In a child made by os.fork() in a phase: never talk on the worker's channel."""
+        self.sink.channel = None
+        self.is_fork_child = True
+
     def run_job(self, msg: dict[str, Any]) -> None:
+        self.reset_process()
         self.sink.begin()
         t0 = time.time()
         try:
@@ -1332,6 +1382,8 @@ class Worker:
             self.fd_err.splitter.finish()
         self.out.finish()
         self.err.finish()
+        if self.is_fork_child:
+            os._exit(0)  # a forked copy of the phase returned: it must not answer the engine
         done["t0"] = t0
         done["t1"] = time.time()
         self.sink.end(done)
@@ -1373,6 +1425,7 @@ def main() -> None:
         real_exit(code)
 
     os._exit = flushing_exit  # type: ignore[assignment]
+    os.register_at_fork(after_in_child=worker.forked)
 
     def serve() -> None:
         try:
