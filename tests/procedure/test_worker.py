@@ -272,9 +272,17 @@ def test_module_loads_fresh_each_attempt_but_helpers_stay_cached(make_procedure)
             "helpers/__init__.py": "",
             "helpers/state.py": "calls = []\n",
             "phases/fresh.py": """
+            from __future__ import annotations
+
+            import dataclasses
             import sys
             from helpers import state
             counter = 0
+
+
+            @dataclasses.dataclass
+            class Reading:  # dataclasses look the module up while it executes
+                value: dataclasses.InitVar[int]
 
             def fresh(log):
                 global counter

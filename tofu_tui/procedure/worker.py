@@ -1130,6 +1130,8 @@ class Job:
 
     def resolve_callable(self) -> Any:
         msg = self.msg
+        if msg.get("refusal"):
+            raise _Refusal(msg["refusal"])
         file = msg.get("file")
         name = msg["callable"]
         if file and os.path.isfile(file):
