@@ -324,3 +324,23 @@ def test_signal_name_for_killed_shell(make_procedure) -> None:
     (killed,) = run_phases(folder, "killed")
     assert killed.exit_code == -signal.SIGKILL
     assert "SIGKILL" in messages(killed, "ERROR")[0]
+
+
+def test_a_worker_killed_while_idle_is_replaced(make_procedure) -> None:
+    folder = make_procedure(
+        yaml_for("pid"), {"phases/pid.py": "import os\n\ndef pid(log):\n    log.info(str(os.getpid()))\n"}
+    )
+
+    async def body(s: Session):
+        first = await s.run("pid")
+        pid = int(messages(first)[0])
+        os.kill(pid, signal.SIGKILL)
+        for _ in range(500):  # until the event loop has noticed the exit
+            if all(w.process.returncode is not None for w in s.pool._workers):
+                break
+            await asyncio.sleep(0.01)
+        return pid, await s.run("pid")
+
+    pid, second = with_pool(folder, body)
+    assert second.error is None
+    assert int(messages(second)[0]) != pid

@@ -442,7 +442,12 @@ class WorkerPool:
             self._spawn_in_background()
         self._waiting += 1
         try:
-            return await self._idle.get()
+            while True:
+                got = await self._idle.get()
+                if isinstance(got, _Worker) and got.process.returncode is not None:
+                    await self._discard(got)  # died while idle (OOM killer, kill -9 ...)
+                    continue
+                return got
         finally:
             self._waiting -= 1
 
