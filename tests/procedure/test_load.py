@@ -268,14 +268,17 @@ BAD_CASES: list[tuple[str, str, list[str]]] = [
             python: [unclosed
         """,
         [
-            "procedure.yaml:5: invalid YAML at column 1: expected ',' or ']', but got '<stream end>'"
+            "procedure.yaml:5: invalid YAML at column 1: did not find expected ',' or ']'"
             " (while parsing a flow sequence that started on line 4)"
         ],
     ),
     (
         "tab indentation",
         "name: P\nmain:\n\t- name: A\n",
-        ["procedure.yaml:3: invalid YAML at column 1: found character '\\t' that cannot start any token (while scanning for the next token)"],
+        [
+            "procedure.yaml:3: invalid YAML at column 1: found character that cannot start any token"
+            " (while scanning for the next token); this line has a tab: indent with spaces"
+        ],
     ),
     (
         "duplicate yaml key",
