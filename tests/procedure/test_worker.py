@@ -534,3 +534,31 @@ def test_a_phase_cannot_break_the_next_ones_capture(make_procedure) -> None:
     _, forker, after = run_phases(folder, "vandal", "forker", "after")
     assert messages(forker) == ["parent"]
     assert messages(after) == ["printed", "logged", str(folder.resolve())]
+
+
+def test_progress_bars_and_stream_api(make_procedure) -> None:
+    folder = make_procedure(
+        yaml_for("bars"),
+        {
+            "phases/bars.py": """
+            import io, sys
+
+            def bars():
+                sys.stdout.reconfigure(encoding="utf-8")
+                assert isinstance(sys.stdout, io.TextIOBase) and not sys.stdout.isatty()
+                for i in range(0, 101, 10):
+                    sys.stderr.write(f"\\rprogress {i}%")
+                sys.stderr.write("\\n")
+                sys.stdout.write("windows line\\r\\n")
+                sys.stdout.close()
+                print("after close")
+            """
+        },
+    )
+    (result,) = run_phases(folder, "bars")
+    assert result.error is None, result.error
+    assert [(line.level, line.message) for line in result.logs] == [
+        ("WARNING", "progress 100%"),
+        ("INFO", "windows line"),
+        ("INFO", "after close"),
+    ]

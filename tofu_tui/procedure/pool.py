@@ -520,6 +520,8 @@ class WorkerPool:
             warn_at = loop.time() + WARN_FRACTION * (deadline - time.monotonic())
             deadline = loop.time() + (deadline - time.monotonic())
         while True:
+            if pump.done():
+                return "done"
             now = loop.time()
             waits = []
             if deadline is not None:

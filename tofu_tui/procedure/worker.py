@@ -27,6 +27,7 @@ from __future__ import annotations
 import codecs
 import collections
 import contextlib
+import io
 import json
 import math
 import os
@@ -196,6 +197,13 @@ class LogSink:
                 return
 
 
+def _last_overwrite(line: str) -> str:
+    """A carriage return overwrites the line on a terminal (progress bars): keep what
+    would be left visible, so `\r`-updated bars log their final state once."""
+    line = line.rstrip("\r")
+    return line[line.rfind("\r") + 1 :]
+
+
 class LineSplitter:
     """Turns a stream of text chunks into stripped, non-blank, length-capped lines."""
 
@@ -228,6 +236,8 @@ class LineSplitter:
                 self._partial(last)
 
     def _emit_text(self, line: str) -> None:
+        if "\r" in line:
+            line = _last_overwrite(line)
         if len(line) > LINE_CAP:
             line = f"{line[:LINE_CAP].strip()} [... {len(line) - LINE_CAP} characters cut]"
         else:
@@ -253,7 +263,10 @@ class LineSplitter:
         self.size += len(piece)
 
     def _emit(self) -> None:
-        line = "".join(self.parts).strip()
+        line = "".join(self.parts)
+        if "\r" in line:
+            line = _last_overwrite(line)
+        line = line.strip()
         if self.overflow:
             line = f"{line} [... {self.overflow} characters cut]"
         self.parts = []
@@ -281,18 +294,25 @@ class _BinaryWriter:
         pass
 
 
-class CapturedStream:
+class CapturedStream(io.TextIOBase):
     """Replaces sys.stdout / sys.stderr: every line becomes a log line."""
 
-    encoding = "utf-8"
-    errors = "replace"
-    newlines = None
-    closed = False
-
     def __init__(self, splitter: LineSplitter, fd: int) -> None:
+        super().__init__()
         self.splitter = splitter
         self._fd = fd
         self.buffer = _BinaryWriter(self)
+        self.name = "<stdout>" if fd == 1 else "<stderr>"
+        self.mode = "w"
+        self.line_buffering = True
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+    @property
+    def errors(self) -> str:  # type: ignore[override]
+        return "replace"
 
     def write(self, text: str) -> int:
         if not isinstance(text, str):
@@ -300,12 +320,15 @@ class CapturedStream:
         self.splitter.feed(text)
         return len(text)
 
-    def writelines(self, lines: Any) -> None:
-        for line in lines:
-            self.write(line)
-
     def flush(self) -> None:
         pass
+
+    def close(self) -> None:
+        pass  # a phase closing sys.stdout must not break the next phase's output
+
+    @property
+    def closed(self) -> bool:  # type: ignore[override]
+        return False
 
     def isatty(self) -> bool:
         return False
@@ -321,6 +344,9 @@ class CapturedStream:
 
     def seekable(self) -> bool:
         return False
+
+    def reconfigure(self, **kwargs: Any) -> None:
+        pass
 
 
 class FdCapture:
