@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tofu_tui.models.events import (
@@ -66,6 +67,7 @@ from tofu_tui.procedure.scheduler import (
     SHUTDOWN_TEARDOWN_WORKERS,
     AttemptOutcome,
     Job,
+    JobBlocked,
     Scheduler,
 )
 
@@ -90,6 +92,8 @@ class RunOptions:
     procedure_id: str | None = None
     deployment_id: str | None = None
     execution_id: str | None = None  # minted if None
+    station_plugs: Any = None  # plugs.StationPlugs of a long-lived station host
+    plug_log_dir: Path | None = None  # where plug stdout/stderr go (default: a temp dir)
 
 
 @dataclass
@@ -229,6 +233,9 @@ class _Run:
         self._prompts: dict[str, Prompt] = {}  # job id -> its open prompt
         self._old_pools: list[WorkerPool] = []
         self._after_stop: set[str] = set()
+        self.plugs: Any = None  # PlugManager when the procedure declares plugs
+        self.plug_error: str | None = None
+        self._background: set[asyncio.Task[Any]] = set()
 
     # --- control -------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -265,22 +272,28 @@ class _Run:
                     slot=scope.label,
                 )
             )
+        from tofu_tui.procedure.pool import WorkerPool
+
+        # Start the first worker now so its interpreter start overlaps identify.
+        size = max(1, min(self.spec.execution.workers, self._worker_jobs()))
+        self.pool = WorkerPool(self.loaded, size, self._live)
+        pool_start = asyncio.ensure_future(self.pool.start())
         try:
             for scope in self.slots:
                 scope.unit = await self._identify(scope)
                 scope.identify_metadata = dict(scope.unit.get("metadata") or {})
         except _NothingRan as exc:
+            pool_start.cancel()
+            with contextlib.suppress(BaseException):
+                await pool_start
+            await self._close_pools()
             return self._nothing_ran(exc.outcome, str(exc))
         if self.slots:
             # execution-wide phases see the first slot's unit
             self.shared.unit = _copy_unit(self.slots[0].unit)
         started_at = utc_now()
-        from tofu_tui.procedure.pool import WorkerPool
-
-        size = max(1, min(self.spec.execution.workers, self._worker_jobs()))
-        self.pool = WorkerPool(self.loaded, size, self._live)
         try:
-            await self.pool.start()
+            await pool_start
         except Exception as exc:  # §10: nothing is uploaded after a worker start failure
             await self._close_pools()
             return self._nothing_ran("ERROR", f"The phase workers could not start: {exc}")
@@ -292,17 +305,64 @@ class _Run:
             on_stop_action=self._close_running_prompts,
             on_shutdown=self._fresh_teardown_pool,
             record_unfinished=self._record_unfinished,
+            on_job_final=self._job_final,
         )
         if self.stopped:
             self.scheduler.stop()
         if self.killed:
             self.scheduler.kill()
         try:
+            if self.spec.plugs and not self.stopped:
+                await self._start_plugs()
             await self.scheduler.run()
         finally:
             await self._close_pools()
+            if self._background:
+                await asyncio.gather(*self._background, return_exceptions=True)
+            if self.plugs is not None:
+                with contextlib.suppress(Exception):
+                    await self.plugs.close()
         ended_at = utc_now()
         return self._finish(started_at, ended_at)
+
+    # --- plugs (§5) --------------------------------------------------------------------
+    async def _start_plugs(self) -> None:
+        from tofu_tui.procedure.plugs import PlugManager
+
+        self.plugs = PlugManager(self.loaded, log_dir=self.options.plug_log_dir, station=self.options.station_plugs)
+        try:
+            await self.plugs.start_execution()
+        except Exception as exc:
+            self._plug_failed(exc)
+
+    def _plug_failed(self, exc: Exception) -> None:
+        """§5: the run is ERROR; nothing new is dispatched, teardown still runs."""
+        message = str(exc) or repr(exc)
+        if self.plug_error is None:
+            self.plug_error = message
+            self.emit(PhaseLog(phase_key=None, level="ERROR", message=message))
+        if self.scheduler is not None:
+            self.scheduler.abort()
+
+    async def _slot_plugs(self, job: Job) -> dict[str, Any]:
+        if self.plugs is None:
+            return {}
+        if job.slot is not None and self.plugs.has_slot_plugs and self.plug_error is None:
+            try:
+                await self.plugs.start_slot(job.slot)
+            except Exception as exc:
+                self._plug_failed(exc)
+                raise JobBlocked(str(exc)) from None
+        return dict(self.plugs.addresses(job.slot))
+
+    def _job_final(self, job: Job) -> None:
+        """Q4: a slot's plugs go once nothing left in that slot can use them."""
+        if self.plugs is None or job.slot is None or self.scheduler is None:
+            return
+        if all(j.final for j in self.scheduler.jobs if j.slot_index == job.slot_index):
+            task = asyncio.ensure_future(self.plugs.stop_slot(job.slot))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     def _worker_jobs(self) -> int:
         phases = [*self.spec.setup, *self.spec.main, *self.spec.teardown]
@@ -461,6 +521,8 @@ class _Run:
         phase = job.phase
         scope = self._scope_of(job)
         attempt = job.retry_count
+        # plugs first: a job whose slot plug cannot start is blocked, before any event
+        plug_addresses = await self._slot_plugs(job) if not phase.is_ui_only else {}
         started_at = utc_now()
         t0 = time.monotonic()
         live_id = f"{job.id}/{attempt}"
@@ -500,7 +562,7 @@ class _Run:
                 unit=unit_in,
                 run_metadata=dict(run_metadata_in),
                 results=self._visible_results(scope),
-                plugs={},
+                plugs=plug_addresses,
                 slot_id=scope.key if scope.key is not None else SHARED_SLOT_ID,
                 job_id=live_id,
             )
@@ -811,7 +873,9 @@ class _Run:
         attachments: list[list[AttachmentRecord]] = []
         outcomes: list[RunOutcome] = []
         directory = self.loaded.directory
-        procedure_id = resolve_procedure_id(self.options.procedure_id, directory)
+        procedure_id = resolve_procedure_id(
+            self.options.procedure_id or getattr(self.loaded, "procedure_id", None), directory
+        )
         declared = self.slots[0].label is not None if self.slots else False
         for scope in self.slots:
             finals = [
@@ -820,7 +884,7 @@ class _Run:
             ]
             engine = run_outcome(
                 finals,
-                plug_failed=sched.abort_error,
+                plug_failed=sched.abort_error or self.plug_error is not None,
                 operator_stop=sched.operator_stop or self.killed,
                 stop_action_without_teardown=sched.stop_action_without_teardown,
             )
@@ -841,6 +905,7 @@ class _Run:
                 execution_id=self.execution_id if declared else None,
                 slot_key=scope.key if declared else None,
                 slot_name=scope.name if declared else None,
+                docstring=self.plug_error,
             )
             runs.append(run)
             attachments.append([a for r in sorted(records, key=lambda r: r.started_at) for a in r.attachments])

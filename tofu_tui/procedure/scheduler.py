@@ -37,6 +37,11 @@ SHUTDOWN_TEARDOWN_BUDGET_S = 30.0
 STOP_GRACE_S = 3.0
 
 
+class JobBlocked(Exception):
+    """Raised by `run_job` when the job cannot run at all (its plug failed to start):
+    it is cancelled, never uploaded."""
+
+
 @dataclass(frozen=True)
 class AttemptOutcome:
     """What the scheduler needs back from one attempt."""
@@ -150,6 +155,7 @@ class Scheduler:
         on_stop_action: Callable[[], None] | None = None,
         on_shutdown: Callable[[], Awaitable[None]] | None = None,
         record_unfinished: Callable[[Job, str], AttemptOutcome] | None = None,
+        on_job_final: Callable[[Job], None] | None = None,
         teardown_budget_s: float = SHUTDOWN_TEARDOWN_BUDGET_S,
         stop_grace_s: float = STOP_GRACE_S,
     ) -> None:
@@ -161,6 +167,7 @@ class Scheduler:
         self.on_stop_action = on_stop_action  # close prompts of running phases
         self.on_shutdown = on_shutdown  # swap in fresh teardown workers
         self.record_unfinished = record_unfinished
+        self.on_job_final = on_job_final
         self.teardown_budget_s = teardown_budget_s
         self.stop_grace_s = stop_grace_s
         self.strategy = spec.execution.strategy
@@ -362,6 +369,11 @@ class Scheduler:
                 if self.record_unfinished
                 else AttemptOutcome("STOP")
             )
+        elif isinstance(task.exception(), JobBlocked):
+            job.state = "cancelled" if not job.attempts else "done"
+            if self.on_job_final:
+                self.on_job_final(job)
+            return
         elif task.exception() is not None:
             exc = task.exception()
             attempt = AttemptOutcome("ERROR", f"Engine error while running the phase: {exc!r}")
@@ -391,6 +403,8 @@ class Scheduler:
             action = "continue"  # a suppressed retry leaves the attempt final, and the run goes on
         job.state = "done"
         job.final_action = action
+        if self.on_job_final:
+            self.on_job_final(job)
         if job.stage == "setup" and outcome in ("FAIL", "ERROR", "TIMEOUT", "STOP"):
             if job.execution_wide:
                 self._cancel_queued(lambda j: True)
