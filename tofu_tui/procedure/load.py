@@ -203,7 +203,9 @@ class _Converter:
                 f"invalid YAML: aliases expand to more than {_MAX_NODES:,} values",
                 loc[:1],
             )
-        expected_tag = {yaml.MappingNode: "map", yaml.SequenceNode: "seq"}.get(type(node))
+        expected_tag = (
+            "map" if isinstance(node, yaml.MappingNode) else "seq" if isinstance(node, yaml.SequenceNode) else None
+        )
         if expected_tag is not None and node.tag != f"tag:yaml.org,2002:{expected_tag}":
             raise _YamlProblem(node.start_mark.line + 1, f"invalid YAML: unsupported tag {node.tag!r}", loc)
         if id(node) in self.active:
