@@ -399,3 +399,22 @@ def test_cli_plug_constructor_failure_is_run_error(make_procedure: MakeProcedure
     assert not [e for e in events if e["type"] == "phase_finished" and e["phase_key"] == "still_runs" and e["outcome"] == "PASS"]
     run = next(e for e in events if e["type"] == "run_finished")["run"]
     assert isinstance(run, dict) and run["outcome"] == "ERROR"
+
+
+def test_cli_plug_call_hanging_past_phase_timeout(make_procedure: MakeProcedure) -> None:
+    directory = make_procedure(
+        """
+        name: Plugged
+        plugs:
+          - {name: Bank, python: "plugs/bank.py:Bank", scope: station, config: {port: p}}
+        main:
+          - {name: Hang, python: "phases/steps.py:hang", timeout: 500ms}
+          - {name: Read, python: "phases/steps.py:read", depends_on: [hang]}
+        execution: {on_first_failure: continue}
+        """,
+        {"plugs/bank.py": BANK, "phases/steps.py": E2E_PHASES + "\ndef hang(bank):\n    bank.slow(2)\n"},
+    )
+    code, events, stderr = run_json(directory)
+    finished = {e["phase_key"]: e["outcome"] for e in events if e["type"] == "phase_finished"}
+    assert finished == {"hang": "TIMEOUT", "read": "PASS"}, stderr  # the plug served the next call
+    assert code == 4
