@@ -12,7 +12,13 @@ import pytest
 
 from tests.procedure.poolkit import Session, messages, request, run_phases, with_pool, yaml_for
 from tofu_tui.procedure.load import load_procedure
-from tofu_tui.procedure.pool import LiveEngineWarning, LiveLog, WorkerPool, WorkerStartError
+from tofu_tui.procedure.pool import (
+    LiveEngineWarning,
+    LiveLog,
+    WorkerPool,
+    WorkerStartError,
+    prestart_worker,
+)
 from tofu_tui.procedure.worker import HEAD_LINES, LINE_CAP, TAIL_LINES
 
 
@@ -344,3 +350,28 @@ def test_a_worker_killed_while_idle_is_replaced(make_procedure) -> None:
     pid, second = with_pool(folder, body)
     assert second.error is None
     assert int(messages(second)[0]) != pid
+
+
+def test_prestarted_worker_is_adopted(make_procedure, tmp_path: Path) -> None:
+    folder = make_procedure(
+        yaml_for("pid"), {"phases/pid.py": "import os\n\ndef pid(log):\n    log.info(str(os.getpid()))\n"}
+    )
+    loaded = load_procedure(folder)
+    early = prestart_worker(folder, loaded.interpreter)  # no event loop yet
+    other_dir = tmp_path / "elsewhere"
+    other_dir.mkdir()
+    stray = prestart_worker(other_dir, loaded.interpreter)
+
+    async def main():
+        pool = WorkerPool(loaded, 1, lambda e: None, prestarted=early)
+        wrong = WorkerPool(loaded, 1, lambda e: None, prestarted=stray)  # another folder
+        await pool.start()
+        try:
+            return await pool.run_attempt(request(loaded, "pid"))
+        finally:
+            await pool.close()
+            await wrong.close()
+
+    result = asyncio.run(main())
+    assert messages(result) == [str(early.popen.pid)]
+    assert stray.popen.poll() is not None  # not adopted: stopped
