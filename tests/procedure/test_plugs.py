@@ -288,6 +288,17 @@ async def test_station_plugs_kept_across_runs(make_procedure: MakeProcedure, tmp
         assert reply["port"] == "b" and reply["pid"] != pids[0]  # config changed: a new instance
         await manager.close()
         os.kill(reply["pid"], 0)  # still alive after the run
+        plug_file = loaded.directory / "plugs" / "bank.py"
+        plug_file.write_text(plug_file.read_text() + "\n# edited\n")
+        os.utime(plug_file, ns=(time.time_ns(), time.time_ns() + 10**9))
+        manager = PlugManager(changed, log_dir=tmp_path / "logs", station=station)
+        await manager.start_execution()
+        edited = proxy(manager, "bench").read(0)["pid"]
+        await manager.close()
+        assert edited != reply["pid"]  # the plug file changed: a new instance
+        with pytest.raises(ProcessLookupError):
+            os.kill(reply["pid"], 0)
+        reply["pid"] = edited
         changed.spec.plugs.clear()
         manager = PlugManager(changed, log_dir=tmp_path / "logs", station=station)
         await manager.start_execution()  # no longer declared: stopped

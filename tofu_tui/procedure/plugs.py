@@ -131,8 +131,14 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 
 def _fingerprint(loaded: LoadedProcedure, plug: PlugSpec) -> str:
+    """What a station plug instance was built from; any change means a new instance."""
+    file = parse_reference(plug.python, loaded.directory, "plug").file
+    try:
+        modified = file.stat().st_mtime_ns
+    except OSError:
+        modified = 0
     return json.dumps(
-        [str(loaded.directory), str(loaded.interpreter), plug.python, plug.config],
+        [str(loaded.directory), str(loaded.interpreter), plug.python, str(file), modified, plug.config],
         sort_keys=True,
         default=str,
     )
