@@ -161,7 +161,7 @@ def test_wrong_type_raises_in_phase_and_keeps_earlier_data(make_procedure) -> No
 
 def test_nan_and_infinity_make_the_phase_error_even_if_caught(make_procedure) -> None:
     folder = make_procedure(
-        yaml_for("nan", "inf"),
+        yaml_for("nan", "inf", "agg"),
         {
             "phases/nan.py": """
             def nan(measurements):
@@ -174,9 +174,18 @@ def test_nan_and_infinity_make_the_phase_error_even_if_caught(make_procedure) ->
             def inf(measurements):
                 measurements.y = [1.0, float("inf")]
             """,
+            "phases/agg.py": """
+            def agg(measurements):
+                measurements.z = 1
+                try:
+                    measurements.z.aggregations.mean = float("nan")
+                except ValueError:
+                    pass
+            """,
         },
     )
-    nan, inf = run_phases(folder, "nan", "inf")
+    nan, inf, agg = run_phases(folder, "nan", "inf", "agg")
+    assert agg.error is not None and "aggregation 'mean' is NaN or infinite" in agg.error
     assert nan.error is not None and "NaN or infinite" in nan.error
     assert inf.error is not None and "NaN or infinite" in inf.error
     assert nan.measurements == {} and inf.measurements == {}

@@ -415,13 +415,17 @@ def _json_default(obj: Any) -> Any:
         raise TypeError(f"{type(obj).__name__} value is not JSON-serialisable") from None
 
 
-def to_json(value: Any, what: str) -> Any:
-    """Checks a value can travel as JSON; returns it as plain JSON data."""
+def to_json(value: Any, what: str, job: Job | None = None) -> Any:
+    """Checks a value can travel as JSON; returns it as plain JSON data. A non-finite
+    number in a measurement (`job` given) makes the attempt ERROR even if caught."""
     try:
         text = json.dumps(value, allow_nan=False, default=_json_default)
     except ValueError as exc:
         if "Out of range float" in str(exc):
-            raise NonFiniteError(f"{what} is NaN or infinite; only finite numbers can be recorded") from None
+            message = f"{what} is NaN or infinite; only finite numbers can be recorded"
+            if job is not None and job.fatal is None:
+                job.fatal = message
+            raise NonFiniteError(message) from None
         raise
     except TypeError as exc:
         raise TypeError(f"{what}: {exc}") from None
@@ -636,7 +640,9 @@ class MeasurementHandle(_ValueLike):
         def on_set(name: str, value: Any) -> None:
             rec = self._rec()
             rec["a"][name] = to_json(
-                _coerce_scalar(self._key, value), f"measurement '{self._key}' aggregation '{name}'"
+                _coerce_scalar(self._key, value),
+                f"measurement '{self._key}' aggregation '{name}'",
+                self._owner._job,
             )
             self._owner._changed(self._key)
 
@@ -690,7 +696,7 @@ class MeasurementHandle(_ValueLike):
             raise TypeError(
                 f"measurement '{self._key}' {what} must be a list, not {type(data).__name__}"
             )
-        out: list[Any] = to_json(data, f"measurement '{self._key}' {what}")
+        out: list[Any] = to_json(data, f"measurement '{self._key}' {what}", self._owner._job)
         return out
 
 
@@ -715,7 +721,9 @@ class _AxisHandle(_ValueLike):
 
         def on_set(name: str, value: Any) -> None:
             self._axis()["aggregations"][name] = to_json(
-                _coerce_scalar(key, value), f"measurement '{key}' y_axis.{self._name} aggregation"
+                _coerce_scalar(key, value),
+                f"measurement '{key}' y_axis.{self._name} aggregation",
+                self._handle._owner._job,
             )
             self._handle._owner._changed(key)
 
@@ -741,11 +749,7 @@ class Measurements:
                 return  # `m = measurements.k; ...; measurements.k = m`
             value = value.value
         value = _coerce_scalar(key, value)
-        try:
-            value = to_json(value, f"measurement '{key}'")
-        except NonFiniteError as exc:
-            self._job.fatal = str(exc)
-            raise
+        value = to_json(value, f"measurement '{key}'", self._job)
         self._records[key] = {"v": value, "hv": True, "a": {}, "x": None, "y": None}
         self._changed(key)
 
