@@ -431,6 +431,19 @@ BAD_CASES: list[tuple[str, str, list[str]]] = [
         ["procedure.yaml:4: main[0].ui.components[0].required: expected true or false, got a string 'yes'"],
     ),
     (
+        "non-text keys",
+        """
+        name: P
+        plugs: [{name: X, python: plugs/bank.py, config: {1: 2}}]
+        main: [{name: A, retry: {limit: 1, 5: 3}}, null]
+        """,
+        [
+            "procedure.yaml:2: plugs[0].config: keys must be text, got 1",
+            "procedure.yaml:3: main[0].retry: unknown field 5; allowed here: delay, limit",
+            "procedure.yaml:3: main[1]: expected a mapping, got null",
+        ],
+    ),
+    (
         "main not a list",
         """
         name: P

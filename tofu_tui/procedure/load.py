@@ -369,6 +369,10 @@ def _message(error: Any) -> tuple[Loc, str]:
         return loc, ctx["message"]
     if kind == "missing":
         return loc, "required field is missing"
+    if loc and loc[-1] == "[key]":
+        return loc[:-2], f"keys must be text, got {loc[-2]!r}"
+    if kind == "invalid_key":
+        return loc[:-1], f"unknown field {loc[-1]!r}" + _allowed(loc[:-1])
     if kind == "extra_forbidden":
         key = loc[-1] if loc else ""
         parent = tuple(p for p in loc[:-1] if not isinstance(p, int))
