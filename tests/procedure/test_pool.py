@@ -302,6 +302,14 @@ def test_shell_phase_bad_shell_and_working_directory(make_procedure) -> None:
     assert nodir.error is not None and "missing/dir" in nodir.error and "does not exist" in nodir.error
 
 
+def test_ui_only_phase_has_nothing_to_run(make_procedure) -> None:
+    folder = make_procedure(
+        yaml_for("  - {name: look, ui: {components: [{type: text, default_value: hi}]}}")
+    )
+    (look,) = run_phases(folder, "look")
+    assert look.error is None and look.signal is None and look.logs == []
+
+
 def test_shell_phase_timeout_kills_background_children(make_procedure, tmp_path: Path) -> None:
     pidfile = tmp_path / "bg.pid"
     folder = make_procedure(

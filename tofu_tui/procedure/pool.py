@@ -562,6 +562,9 @@ class WorkerPool:
         started = datetime.now(UTC)
         if request.phase.executable is not None:
             return await self._run_shell(attempt, started)
+        if not request.phase.python:
+            # UI-only (or empty) phase: no code to run; the caller handles its prompt.
+            return self._finish(attempt, started, {})
         loop = asyncio.get_running_loop()
         try:
             got = await self._wait_until(self._acquire(), request.deadline)
@@ -883,7 +886,8 @@ class WorkerPool:
                     attempt,
                     started,
                     f"The working directory '{spec.working_directory}' of phase "
-                    f"'{request.phase.key}' does not exist (resolved to {cwd}).",
+                    f"'{request.phase.key}' does not exist or is not a directory "
+                    f"(resolved to {cwd}).",
                 )
         try:
             process = await asyncio.create_subprocess_exec(
