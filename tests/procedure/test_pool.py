@@ -383,3 +383,29 @@ def test_prestarted_worker_is_adopted(make_procedure, tmp_path: Path) -> None:
     result = asyncio.run(main())
     assert messages(result) == [str(early.popen.pid)]
     assert stray.popen.poll() is not None  # not adopted: stopped
+
+
+def test_concurrent_attempts_do_not_mix(make_procedure) -> None:
+    folder = make_procedure(
+        yaml_for("echo"),
+        {
+            "phases/echo.py": """
+            import time
+
+            def echo(run, measurements, log):
+                log.info(run.job_id)
+                time.sleep(0.001 * (run.retry_count % 3))
+                print(run.job_id)
+                measurements.n = run.retry_count
+            """
+        },
+    )
+
+    async def body(s: Session):
+        return await asyncio.gather(*(s.run("echo", retry_count=i, job_id=f"job-{i}") for i in range(40)))
+
+    results = with_pool(folder, body, size=4)
+    for i, result in enumerate(results):
+        assert result.error is None
+        assert messages(result) == [f"job-{i}", f"job-{i}"]
+        assert result.measurements["n"].value == float(i)
