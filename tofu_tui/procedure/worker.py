@@ -219,8 +219,19 @@ class LineSplitter:
         if not text:
             return
         with self.lock:
+            if text == "\n" and not self.overflow:  # print()'s line end: the common case
+                parts = self.parts
+                if parts:
+                    self.parts = []
+                    self.size = 0
+                    self._emit_text(parts[0] if len(parts) == 1 else "".join(parts))
+                return
             if "\n" not in text:
-                self._partial(text)
+                if self.size + len(text) <= LINE_CAP:
+                    self.parts.append(text)
+                    self.size += len(text)
+                else:
+                    self._partial(text)
                 return
             pieces = text.split("\n")
             last = pieces.pop()
