@@ -126,6 +126,15 @@ class RunHandle:
         """Answer a prompt: None when accepted, else the reason it was refused."""
         return self._run.broker.answer(request_id, values)
 
+    def phase_of(self, request_id: str) -> str | None:
+        """The phase key of an open prompt (None if no such prompt is open)."""
+        prompt = self._run.broker.open_prompts.get(request_id)
+        return prompt.phase_key if prompt is not None else None
+
+    def warn(self, message: str, phase_key: str | None = None) -> None:
+        """Report a front-end problem (a bad answer line) in the run's stream as a WARNING."""
+        self._run.warn_for(message, phase_key)
+
     def no_more_answers(self) -> None:
         """The front end that could answer prompts is gone: waiting prompts fail fast."""
         self._run.broker.set_headless()
@@ -239,6 +248,10 @@ class _Run:
 
     def _warn(self, message: str, phase_key: str | None = None) -> None:
         self.emit(PhaseLog(phase_key=phase_key, level="WARNING", message=message))
+
+    def warn_for(self, message: str, phase_key: str | None = None) -> None:
+        """A warning about an answer: attributed to the prompt's phase when the id is known."""
+        self._warn(message, phase_key)
 
     # --- the run -------------------------------------------------------------------
     async def main(self) -> RunResult:

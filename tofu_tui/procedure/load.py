@@ -99,7 +99,11 @@ def _parse_yaml(text: str) -> tuple[Any, dict[Loc, int]]:
             line = mark.line + 1 if mark is not None else None
             detail = exc.problem or str(exc)
             if exc.context:
-                detail = f"{detail} ({exc.context})"
+                started = exc.context_mark
+                if started is not None and mark is not None and started.line != mark.line:
+                    detail = f"{detail} ({exc.context} that started on line {started.line + 1})"
+                else:
+                    detail = f"{detail} ({exc.context})"
             column = f" at column {mark.column + 1}" if mark is not None else ""
             raise _YamlProblem(line, f"invalid YAML{column}: {detail}") from None
         except yaml.YAMLError as exc:
@@ -123,10 +127,10 @@ def _convert(loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, lines: dict[Loc
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, str | int | float | bool) and key is not None:
-                raise _YamlProblem(key_node.start_mark.line + 1, "mapping keys must be plain values", loc)
+                raise _YamlProblem(key_node.start_mark.line + 1, "invalid YAML: mapping keys must be plain values", loc)
             if key in result:
                 raise _YamlProblem(
-                    key_node.start_mark.line + 1, f"duplicate key {key!r} in the same mapping", loc
+                    key_node.start_mark.line + 1, f"invalid YAML: duplicate key {key!r} in the same mapping", loc
                 )
             lines.setdefault((*loc, key), key_node.start_mark.line + 1)
             result[key] = _convert(loader, value_node, (*loc, key), lines)

@@ -56,7 +56,8 @@ def parse_reference(
     is_path = "/" in path_part or "\\" in path_part
     module: str | None = None
     if is_path:
-        file = Path(path_part).expanduser()
+        # Windows-style separators work on every platform.
+        file = Path(path_part.replace("\\", "/")).expanduser()
         if not file.is_absolute():
             file = directory / file
         if file.suffix != ".py":

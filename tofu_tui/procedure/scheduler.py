@@ -359,6 +359,9 @@ class Scheduler:
             if self._can_retry(job):
                 job.state = "delayed"
                 delay_ms = job.phase.retry.delay_ms if job.phase.retry else None
+                if not delay_ms:
+                    self._requeue(job)
+                    return
                 timer = asyncio.ensure_future(self._requeue_after(job, (delay_ms or 0) / 1000))
                 self._timers.add(timer)
                 timer.add_done_callback(self._timers.discard)
@@ -396,6 +399,9 @@ class Scheduler:
     async def _requeue_after(self, job: Job, delay_s: float) -> None:
         if delay_s > 0:
             await asyncio.sleep(delay_s)
+        self._requeue(job)
+
+    def _requeue(self, job: Job) -> None:
         if job.state != "delayed":
             return
         job.retry_count += 1

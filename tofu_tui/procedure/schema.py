@@ -574,7 +574,7 @@ class ProcedureSpec(_Spec):
     version: Annotated[Text50, BeforeValidator(_lax_text)] = ""
     description: Desc | None = None
     setup: list[PhaseSpec] = Field(default_factory=list)
-    main: list[PhaseSpec] = Field(default_factory=list)
+    main: list[PhaseSpec] = Field(default_factory=list, validate_default=True)
     teardown: list[PhaseSpec] = Field(default_factory=list)
     execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
     execution_declared: bool = True

@@ -78,10 +78,12 @@ class Channel:
 
 
 class LogSink:
-    """Collects an attempt's log lines: streams a bounded head, keeps a bounded tail.
+    """The worker's outbox for one attempt: log lines and other messages, in order.
 
-    A phase may print millions of lines; only HEAD_LINES go out live and TAIL_LINES
-    are kept for the end, so neither the worker nor the engine grows without bound.
+    Messages are batched (one socket write per batch, flushed every few ms or when a
+    batch is full) so a trivial phase costs one write. A phase may print millions of
+    lines: only HEAD_LINES go out live and the last TAIL_LINES are kept for the end,
+    so neither the worker nor the engine grows without bound.
     """
 
     def __init__(self, channel: Channel | None, proc_dir: str) -> None:
@@ -89,7 +91,8 @@ class LogSink:
         self.prefix = proc_dir.rstrip(os.sep) + os.sep
         self.lock = threading.Lock()
         self.active = False
-        self.pending: list[list[Any]] = []
+        self.pending: list[dict[str, Any]] = []
+        self.pending_lines = 0
         self.sent = 0
         self.dropped = 0
         self.tail: collections.deque[list[Any]] = collections.deque(maxlen=TAIL_LINES)
@@ -99,9 +102,20 @@ class LogSink:
         with self.lock:
             self.active = True
             self.pending = []
+            self.pending_lines = 0
             self.sent = 0
             self.dropped = 0
             self.tail.clear()
+
+    def post(self, msg: dict[str, Any], urgent: bool = False) -> None:
+        with self.lock:
+            if not self.active:
+                return
+            self.pending.append(msg)
+            if urgent:
+                self._flush_locked()
+            elif len(self.pending) == 1:
+                self.wake.set()
 
     def log(self, level: str, message: str, file: str = "", line: int = 0) -> None:
         if not self.active:
@@ -116,15 +130,23 @@ class LogSink:
                 return
             if self.sent < HEAD_LINES:
                 self.sent += 1
-                self.pending.append(entry)
-                if len(self.pending) >= BATCH_LINES:
+                self._append_line(entry)
+                if self.pending_lines >= BATCH_LINES:
                     self._flush_locked()
-                elif len(self.pending) == 1:
-                    self.wake.set()
             else:
                 if len(self.tail) == TAIL_LINES:
                     self.dropped += 1
                 self.tail.append(entry)
+
+    def _append_line(self, entry: list[Any]) -> None:
+        pending = self.pending
+        if pending and pending[-1]["t"] == "log":
+            pending[-1]["l"].append(entry)
+        else:
+            pending.append({"t": "log", "l": [entry]})
+            if len(pending) == 1:
+                self.wake.set()
+        self.pending_lines += 1
 
     def flush(self) -> None:
         with self.lock:
@@ -133,14 +155,18 @@ class LogSink:
     def _flush_locked(self) -> None:
         if self.pending and self.channel is not None:
             batch, self.pending = self.pending, []
-            self.channel.send({"t": "log", "l": batch})
+            self.pending_lines = 0
+            data = "".join(
+                json.dumps(m, separators=(",", ":"), allow_nan=False) + "\n" for m in batch
+            )
+            self.channel.send_raw(data.encode())
 
-    def end(self) -> int:
-        """Stop collecting; send what is pending plus the tail. Returns lines dropped."""
+    def end(self, done: dict[str, Any]) -> None:
+        """Stop collecting; send what is pending, the kept tail and `done` in one write."""
         with self.lock:
             self.active = False
             if self.dropped:
-                self.pending.append(
+                self._append_line(
                     [
                         "WARNING",
                         time.time(),
@@ -151,10 +177,12 @@ class LogSink:
                         0,
                     ]
                 )
-            self.pending.extend(self.tail)
+            for entry in self.tail:
+                self._append_line(entry)
             self.tail.clear()
+            done["dropped"] = self.dropped
+            self.pending.append(done)
             self._flush_locked()
-            return self.dropped
 
     def flusher(self) -> None:
         while True:
@@ -274,17 +302,49 @@ class CapturedStream:
         return False
 
 
-def _pump_fd(fd: int, splitter: LineSplitter) -> None:
-    """Reads what child processes (or C code) write to fd 1/2 and logs it."""
-    decoder = codecs.getincrementaldecoder("utf-8")("replace")
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:
-            return
-        if not chunk:
-            return
-        splitter.feed(decoder.decode(chunk))
+class FdCapture:
+    """Output written below Python (C code, child processes) to fd 1 or 2.
+
+    The fd is redirected to a pipe that a thread drains into log lines. At the end of
+    a job the job thread drains it too, under the same lock, so everything written
+    before the phase returned is in that phase's logs.
+    """
+
+    def __init__(self, fd: int, splitter: LineSplitter) -> None:
+        r, w = os.pipe()
+        os.dup2(w, fd)
+        os.close(w)
+        os.set_blocking(r, False)
+        self.fd = r
+        self.splitter = splitter
+        self.lock = threading.Lock()
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def drain(self) -> bool:
+        """Read what is there now; False at end of file."""
+        with self.lock:
+            while True:
+                try:
+                    chunk = os.read(self.fd, 65536)
+                except BlockingIOError:
+                    return True
+                except OSError:
+                    return False
+                if not chunk:
+                    return False
+                self.splitter.feed(self.decoder.decode(chunk))
+
+    def _loop(self) -> None:
+        import select
+
+        while True:
+            try:
+                select.select([self.fd], [], [])
+            except (OSError, ValueError):
+                return
+            if not self.drain():
+                return
 
 
 # --- JSON values -------------------------------------------------------------------
@@ -479,6 +539,29 @@ class _ValueLike:
 
     def __contains__(self, item: Any) -> bool:
         return item in self.value
+
+
+def _delegate(op: str) -> Any:
+    import operator
+
+    fn = getattr(operator, op)
+
+    def forward(self: _ValueLike, other: Any) -> Any:
+        return fn(self.value, other)
+
+    def reverse(self: _ValueLike, other: Any) -> Any:
+        return fn(other, self.value)
+
+    return forward, reverse
+
+
+for _op in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow"):
+    _fwd, _rev = _delegate(_op)
+    setattr(_ValueLike, f"__{_op}__", _fwd)
+    setattr(_ValueLike, f"__r{_op}__", _rev)
+_ValueLike.__neg__ = lambda self: -self.value  # type: ignore[attr-defined]
+_ValueLike.__abs__ = lambda self: abs(self.value)  # type: ignore[attr-defined]
+_ValueLike.__round__ = lambda self, n=None: round(self.value, n)  # type: ignore[attr-defined]
 
 
 class MeasurementHandle(_ValueLike):
@@ -792,7 +875,7 @@ class UiWriter:
         object.__setattr__(self, "_job", job)
 
     def __setattr__(self, key: str, value: Any) -> None:
-        self._job.channel.send({"t": "ui", "k": key, "v": to_json(value, f"ui.{key}")})
+        self._job.worker.sink.post({"t": "ui", "k": key, "v": to_json(value, f"ui.{key}")})
 
     __setitem__ = __setattr__
 
@@ -995,12 +1078,16 @@ class Job:
         self.run = RunInfo(self.ctx)
 
     def send_measurement(self, key: str, rec: dict[str, Any]) -> None:
-        self.worker.sink.flush()  # keep logs and measurements in the order they happened
-        self.channel.send(
-            {"t": "m", "k": key, "r": {"value": rec["v"], "has_value": rec["hv"],
-                                       "aggregations": rec["a"], "x_axis": rec["x"],
-                                       "y_axis": rec["y"]}}
-        )
+        record = {
+            "value": rec["v"],
+            "has_value": rec["hv"],
+            "aggregations": dict(rec["a"]),
+            "x_axis": rec["x"],
+            "y_axis": None
+            if rec["y"] is None
+            else {k: {"data": v["data"], "aggregations": dict(v["aggregations"])} for k, v in rec["y"].items()},
+        }
+        self.worker.sink.post({"t": "m", "k": key, "r": record})
 
     def store_attachment(self, name: str, data: bytes) -> None:
         folder = self.ctx.get("attachments_dir") or self.proc_dir
@@ -1010,14 +1097,12 @@ class Job:
         path = os.path.join(folder, f"{self.msg.get('id', 'job')}-{self.attach_count}-{safe}")
         with open(path, "wb") as fh:
             fh.write(data)
-        self.worker.sink.flush()
-        self.channel.send({"t": "att", "n": name, "p": path, "s": len(data)})
+        self.worker.sink.post({"t": "att", "n": name, "p": path, "s": len(data)})
 
     # -- the body ------------------------------------------------------------------
 
     def resolve_callable(self) -> Any:
         msg = self.msg
-        self.channel.send({"t": "imp"})
         file = msg.get("file")
         name = msg["callable"]
         if file and os.path.isfile(file):
@@ -1055,7 +1140,7 @@ class Job:
                 others.append(pname)
         if not others:
             return builtins
-        self.channel.send({"t": "need", "names": others})
+        self.worker.sink.post({"t": "need", "names": others}, urgent=True)
         reply = self.worker.wait_give()
         results: dict[str, Any] = reply.get("results") or {}
         plugs: dict[str, Any] = reply.get("plugs") or {}
@@ -1102,7 +1187,7 @@ class Job:
         try:
             fn = self.resolve_callable()
             kwargs = self.build_kwargs(fn)
-            self.channel.send({"t": "body"})
+            self.worker.sink.post({"t": "body"})
             result = fn(**kwargs)
             if result is not None:
                 text = repr(result)
@@ -1170,6 +1255,8 @@ class Worker:
         self.out = LineSplitter(self.sink, "INFO")
         self.err = LineSplitter(self.sink, "WARNING")
         self.plughost: Any = None
+        self.fd_out: Any = None
+        self.fd_err: Any = None
         self.inbox: list[dict[str, Any]] = []
 
     def wait_give(self) -> dict[str, Any]:
@@ -1201,11 +1288,9 @@ class Worker:
 
         # Output written below Python (C code, child processes) goes to fds 1/2;
         # route both through pipes read here so it becomes log lines too.
-        for fd, splitter in ((1, self.out), (2, self.err)):
-            r, w = os.pipe()
-            os.dup2(w, fd)
-            os.close(w)
-            threading.Thread(target=_pump_fd, args=(r, splitter), daemon=True).start()
+        # Separate splitters: a partial line from print() must not glue onto a child's.
+        self.fd_out = FdCapture(1, LineSplitter(self.sink, "INFO"))
+        self.fd_err = FdCapture(2, LineSplitter(self.sink, "WARNING"))
         sys.stdout = CapturedStream(self.out, 1)  # type: ignore[assignment]
         sys.stderr = CapturedStream(self.err, 2)  # type: ignore[assignment]
 
@@ -1229,21 +1314,20 @@ class Worker:
     def run_job(self, msg: dict[str, Any]) -> None:
         self.sink.begin()
         t0 = time.time()
-        box: dict[str, Any] = {}
-
-        def body() -> None:
-            box["done"] = Job(self, msg).execute()
-
-        thread = threading.Thread(target=body, name=f"phase-{msg.get('key', '')}", daemon=True)
-        thread.start()
-        thread.join()
+        try:
+            done = Job(self, msg).execute()
+        except BaseException as exc:  # the job's own bookkeeping failed; still answer
+            done = {"t": "done", "error": f"The worker failed to run the phase: {exc!r}"}
+        if self.fd_out is not None:
+            self.fd_out.drain()
+            self.fd_err.drain()
+            self.fd_out.splitter.finish()
+            self.fd_err.splitter.finish()
         self.out.finish()
         self.err.finish()
-        done = box.get("done") or {"t": "done", "error": "the phase thread ended without a result"}
         done["t0"] = t0
         done["t1"] = time.time()
-        done["dropped"] = self.sink.end()
-        self.channel.send(done)
+        self.sink.end(done)
 
     def serve(self) -> None:
         self.channel.send({"t": "ready", "pid": os.getpid()})
@@ -1273,10 +1357,19 @@ def main() -> None:
         pass
     worker = Worker(proc_dir, Channel(sock))
     worker.install_capture()
-    try:
-        worker.serve()
-    except (BrokenPipeError, ConnectionResetError):
-        pass
+
+    def serve() -> None:
+        try:
+            worker.serve()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        os._exit(0)
+
+    # Phases run on this one long-lived thread (not the main thread, as in the
+    # reference engine); reusing it keeps a job's round trip short.
+    runner = threading.Thread(target=serve, name="phase-runner", daemon=True)
+    runner.start()
+    runner.join()
     os._exit(0)
 
 
