@@ -8,6 +8,8 @@ Update them with `pytest tests/tui --snapshot-update`, then look at every one.
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -58,3 +60,36 @@ async def settle(pilot: Pilot[Any], backend: ScriptedBackend) -> None:
     app = pilot.app
     app.flush()  # type: ignore[attr-defined]
     await pilot.pause()
+
+
+_TEXT_RUN = re.compile(
+    r'<text class="[^"]*" x="([\d.]+)" y="[\d.]+" textLength="[\d.]+" '
+    r'clip-path="url\(#terminal-[\w-]*?line-(\d+)\)">([^<]*)</text>'
+)
+
+
+def screen_text(app: App[Any]) -> str:
+    """What the terminal shows right now, as plain text (one line per row)."""
+    svg = app.export_screenshot()
+    rows: dict[int, list[tuple[int, str]]] = {}
+    for match in _TEXT_RUN.finditer(svg):
+        column = round(float(match.group(1)) / CELL_WIDTH)
+        text = html.unescape(match.group(3)).replace("\xa0", " ")
+        rows.setdefault(int(match.group(2)), []).append((column, text))
+    lines = []
+    for row in range(app.size.height):
+        buffer = [" "] * app.size.width
+        for column, text in rows.get(row, []):
+            for offset, char in enumerate(text):
+                if column + offset < len(buffer):
+                    buffer[column + offset] = char
+        lines.append("".join(buffer).rstrip())
+    return "\n".join(lines)
+
+
+CELL_WIDTH = 12.2  # pixels per cell in Textual's SVG export
+
+
+def toasts(app: App[Any]) -> str:
+    """The notifications on screen now, one per line (toasts wrap, so read them whole)."""
+    return "\n".join(str(toast.render()) for toast in app.screen.query("Toast"))

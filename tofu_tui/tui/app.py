@@ -14,12 +14,13 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer
+from textual.widgets import DataTable, Footer, Static
 
 from tofu_tui.models.commands import (
     Command,
@@ -57,6 +58,7 @@ from tofu_tui.tui.panels import (
     ProcedureTable,
     QueueTable,
     StationHeader,
+    queue_detail,
     queue_summary,
 )
 from tofu_tui.tui.state import LEVELS, ConsoleState
@@ -101,6 +103,7 @@ class StationConsole(App[None]):
     #procedures-box { height: auto; max-height: 14; }
     #deployment-box { height: auto; }
     #queue-box { height: 1fr; min-height: 5; }
+    #queue-detail { height: auto; max-height: 4; margin-top: 1; }
     #run-panel { width: 1fr; }
     #uptime-box { height: auto; }
     Screen.narrow #side { width: 1fr; }
@@ -189,19 +192,20 @@ class StationConsole(App[None]):
                     yield DeploymentPanel(id="deployment")
                 with Vertical(id="queue-box", classes="box"):
                     yield QueueTable(id="queue")
+                    yield Static(id="queue-detail")
             yield RunPanel(self.state, id="run-panel", classes="box")
         with Vertical(id="uptime-box", classes="box"):
             yield UptimePanel(id="uptime")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.query_one("#procedures-box").border_title = "Procedures"
-        self.query_one("#deployment-box").border_title = "Deployment"
-        self.query_one("#queue-box").border_title = "Upload queue"
-        self.query_one("#run-panel").border_title = "Live run"
-        self.query_one("#uptime-box").border_title = "Uptime · 90 days"
+        self.main_screen.query_one("#procedures-box").border_title = "Procedures"
+        self.main_screen.query_one("#deployment-box").border_title = "Deployment"
+        self.main_screen.query_one("#queue-box").border_title = "Upload queue"
+        self.main_screen.query_one("#run-panel").border_title = "Live run"
+        self.main_screen.query_one("#uptime-box").border_title = "Uptime · 90 days"
         self._apply_layout(self.size.width)
-        self.query_one(ProcedureTable).focus()
+        self.main_screen.query_one(ProcedureTable).focus()
         self._redraw_header()
         self.set_interval(self.tick_interval, self.flush)
         self.set_interval(1.0, self._redraw_header)
@@ -219,8 +223,8 @@ class StationConsole(App[None]):
         with contextlib.suppress(Exception):
             await self.backend.close()
 
-    def on_resize(self) -> None:
-        self._apply_layout(self.size.width)
+    def on_resize(self, event: events.Resize) -> None:
+        self._apply_layout(event.size.width)
 
     def _apply_layout(self, width: int) -> None:
         main = self.screen_stack[0] if self.screen_stack else self.screen
@@ -233,9 +237,9 @@ class StationConsole(App[None]):
         self.view = view
         self._apply_layout(self.size.width)
         if view == "run" and self.size.width < NARROW_BELOW:
-            self.query_one(LogView).focus()
+            self.main_screen.query_one(LogView).focus()
         elif view == "station" and self.size.width < NARROW_BELOW:
-            self.query_one(ProcedureTable).focus()
+            self.main_screen.query_one(ProcedureTable).focus()
 
     @property
     def main_screen(self) -> Screen[Any]:
@@ -245,16 +249,21 @@ class StationConsole(App[None]):
 
     def flush(self) -> None:
         """Draw what the events since the last tick changed."""
-        self.query_one(RunPanel).sync(self.clock())
+        with contextlib.suppress(NoMatches):  # a tick can land while the app unmounts
+            self.main_screen.query_one(RunPanel).sync(self.clock())
 
     def _redraw_header(self) -> None:
-        self.query_one(StationHeader).show(
-            self.status,
-            self.clock(),
-            self.backend.mode,
-            reachable=self.status_error is None,
-            error=self.status_error,
-        )
+        with contextlib.suppress(NoMatches):
+            self._header().show(
+                self.status,
+                self.clock(),
+                self.backend.mode,
+                reachable=self.status_error is None,
+                error=self.status_error,
+            )
+
+    def _header(self) -> StationHeader:
+        return self.main_screen.query_one(StationHeader)
 
     def request_status(self) -> None:
         if not self._status_pending:
@@ -278,16 +287,24 @@ class StationConsole(App[None]):
         self.status = status
         now = self.clock()
         self._redraw_header()
-        procedures = self.query_one(ProcedureTable)
+        procedures = self.main_screen.query_one(ProcedureTable)
         procedures.show(status.procedures, now)
-        self.query_one(DeploymentPanel).show(procedures.selected(), now)
-        self.query_one(QueueTable).show(status.queue_entries, now)
-        self.query_one("#queue-box").border_title = queue_summary(status)
-        self.query_one(UptimePanel).set_uptime(status.uptime)
+        self.main_screen.query_one(DeploymentPanel).show(procedures.selected(), now)
+        self.main_screen.query_one(QueueTable).show(status.queue_entries, now)
+        self._show_queue_detail()
+        self.main_screen.query_one("#queue-box").border_title = queue_summary(status)
+        self.main_screen.query_one(UptimePanel).set_uptime(status.uptime)
 
     @on(DataTable.RowHighlighted, "#procedures")
     def _procedure_highlighted(self) -> None:
-        self.query_one(DeploymentPanel).show(self.query_one(ProcedureTable).selected(), self.clock())
+        self.main_screen.query_one(DeploymentPanel).show(self.main_screen.query_one(ProcedureTable).selected(), self.clock())
+
+    @on(DataTable.RowHighlighted, "#queue")
+    def _show_queue_detail(self) -> None:
+        entry = self.main_screen.query_one(QueueTable).selected()
+        detail = self.main_screen.query_one("#queue-detail", Static)
+        detail.update(queue_detail(entry) if entry is not None else "")
+        detail.display = entry is not None
 
     @on(DataTable.RowSelected, "#procedures")
     def _procedure_selected(self) -> None:
@@ -398,7 +415,7 @@ class StationConsole(App[None]):
         return reason
 
     def action_start_run(self) -> None:
-        procedure = self.query_one(ProcedureTable).selected()
+        procedure = self.main_screen.query_one(ProcedureTable).selected()
         if procedure is None:
             self.notify("No procedure is linked to this station: link one on the dashboard, then pull.", severity="warning")
             return
@@ -471,7 +488,7 @@ class StationConsole(App[None]):
         await self.send(PullCommand(), "Pulling deployments…")
 
     async def action_queue_retry(self) -> None:
-        entry = self.query_one(QueueTable).selected()
+        entry = self.main_screen.query_one(QueueTable).selected()
         if entry is None:
             self.notify("The upload queue is empty.")
             return
@@ -483,7 +500,7 @@ class StationConsole(App[None]):
             self.request_status()
 
     def action_queue_drop(self) -> None:
-        entry = self.query_one(QueueTable).selected()
+        entry = self.main_screen.query_one(QueueTable).selected()
         if entry is None:
             self.notify("The upload queue is empty.")
             return
@@ -503,12 +520,11 @@ class StationConsole(App[None]):
         )
 
     def action_cycle_level(self) -> None:
-        level = self.query_one(LogView).cycle_level()
-        self.flush()
-        self.notify(f"Log shows {level} and above.", timeout=2)
+        self.main_screen.query_one(LogView).cycle_level()
+        self.flush()  # the log title names the level
 
     def set_log_level(self, level: str) -> None:
-        self.query_one(LogView).set_min_level(level)
+        self.main_screen.query_one(LogView).set_min_level(level)
         self.flush()
 
     def action_toggle_view(self) -> None:

@@ -78,7 +78,7 @@ class HelpScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen > #dialog {
-        width: 76; max-width: 98%; height: auto; max-height: 95%;
+        width: 96; max-width: 98%; height: auto; max-height: 95%;
         border: thick $accent; background: $surface; padding: 0 1;
     }
     """

@@ -43,6 +43,7 @@ class LogView(ScrollView, can_focus=True):
         self.buffer = buffer
         self.follow = True
         self._seen = -1
+        self._moving = False  # scrolling on our own, not by the operator
 
     def sync(self) -> None:
         if self.buffer.version == self._seen:
@@ -51,17 +52,38 @@ class LogView(ScrollView, can_focus=True):
         height = len(self.buffer.visible)
         self.virtual_size = Size(self.scrollable_content_region.width, height)
         if self.follow:
-            self.scroll_to(y=max(height - self.scrollable_content_region.height, 0), animate=False, immediate=True)
+            self._moving = True
+            try:
+                self.scroll_to(y=max(height - self.scrollable_content_region.height, 0), animate=False, immediate=True)
+            finally:
+                self._moving = False
         self.refresh()
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
+        if self._moving:
+            return
         # Scrolling up by hand stops following; reaching the bottom resumes it.
-        self.follow = new >= self.max_scroll_y
+        if new < old and new < self.max_scroll_y:
+            self.follow = False
+        elif new >= self.max_scroll_y:
+            self.follow = True
+
+    def _top(self) -> int:
+        """First line on screen: following, the newest lines fill the pane even
+        before the scroll extent has caught up with them."""
+        if self.follow:
+            return max(len(self.buffer.visible) - self.scrollable_content_region.height, 0)
+        return round(self.scroll_offset.y)
 
     def action_follow(self) -> None:
         self.follow = True
-        self.scroll_end(animate=False, immediate=True)
+        self._moving = True
+        try:
+            self.scroll_end(animate=False, immediate=True)
+        finally:
+            self._moving = False
+        self.refresh()
 
     def set_min_level(self, level: str) -> None:
         self.buffer.set_min_level(level)
@@ -74,7 +96,7 @@ class LogView(ScrollView, can_focus=True):
         return level
 
     def render_line(self, y: int) -> Strip:
-        index = round(self.scroll_offset.y) + y
+        index = self._top() + y
         width = self.scrollable_content_region.width
         visible = self.buffer.visible
         if index >= len(visible):

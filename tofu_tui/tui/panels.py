@@ -201,6 +201,21 @@ def queue_summary(status: StationStatus) -> str:
     return "Upload queue · " + " · ".join(parts)
 
 
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def queue_detail(entry: QueueEntry) -> Text:
+    """The selected upload in full: what a technician needs to decide retry or drop."""
+    text = Text()
+    text.append(f"#{entry.id} ", style="bold")
+    text.append(f"{entry.serial_number or 'no serial'} · {entry.outcome or '—'} · {entry.attempts} tries")
+    if entry.last_error:
+        text.append("\n")
+        text.append(entry.last_error.strip(), style="red" if entry.state == "parked" else "yellow")
+    return text
+
+
 class QueueTable(DataTable[Text | str]):
     """Runs waiting to reach the server; the cursor row is what retry/drop act on."""
 
@@ -237,7 +252,8 @@ class QueueTable(DataTable[Text | str]):
                 Text(entry.outcome or "—", style=outcome_style),
                 queue_state(entry, now),
                 Text(str(entry.attempts), justify="right"),
-                Text(first_line(entry.last_error), style="red") if entry.last_error else "",
+                # The table keeps to its panel; the detail line below has the whole error.
+                Text(_clip(first_line(entry.last_error), 12), style="red") if entry.last_error else "",
                 key=str(entry.id),
             )
         if selected is not None:
