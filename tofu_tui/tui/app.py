@@ -1,0 +1,572 @@
+"""The operator console: a Textual app over a `StationBackend`.
+
+Data flow: backend events -> `ConsoleState` (cheap, per event) -> widgets redraw on a
+tick; station snapshots (`status()`) are fetched on start, after station events and
+on a slow poll. Every action is a key, a command-palette entry and a help line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from textual import events, on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from tofu_tui.models.commands import (
+    Command,
+    KillCommand,
+    PullCommand,
+    QueueDropCommand,
+    QueueRetryCommand,
+    RunCommand,
+    StopCommand,
+    UiResponseCommand,
+)
+from tofu_tui.models.events import (
+    ConnectivityChanged,
+    DeploymentPulled,
+    ErrorEvent,
+    Event,
+    RunFinished,
+    RunStarted,
+    UiClosed,
+    UiRequest,
+    UiUpdate,
+    UploadBackoff,
+    UploadParked,
+    UploadQueued,
+    UploadSucceeded,
+)
+from tofu_tui.models.status import StationStatus
+from tofu_tui.tui.backend import BackendUnavailable, StationBackend
+from tofu_tui.tui.dialogs import ConfirmScreen, HelpScreen
+from tofu_tui.tui.forms import PromptForm, identify_components
+from tofu_tui.tui.live_run import RunPanel
+from tofu_tui.tui.logview import LogView
+from tofu_tui.tui.panels import (
+    DeploymentPanel,
+    ProcedureTable,
+    QueueTable,
+    StationHeader,
+    queue_detail,
+    queue_summary,
+)
+from tofu_tui.tui.state import LEVELS, ConsoleState
+from tofu_tui.tui.uptime import UptimePanel
+
+Clock = Callable[[], datetime]
+
+NARROW_BELOW = 120  # columns: below this the station and the run take turns
+
+STATION_EVENTS = (DeploymentPulled, UploadQueued, UploadSucceeded, UploadParked, UploadBackoff, ConnectivityChanged)
+
+# Actions that belong to the main screen: disabled while a dialog is open.
+MAIN_ACTIONS = frozenset(
+    {
+        "start_run",
+        "stop_run",
+        "kill_run",
+        "answer",
+        "pull",
+        "queue_retry",
+        "queue_retry_all",
+        "queue_drop",
+        "cycle_level",
+        "toggle_view",
+        "help",
+        "quit_console",
+    }
+)
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class StationConsole(App[None]):
+    TITLE = "tofu-tui"
+
+    CSS = """
+    #body { height: 1fr; }
+    #side { width: 64; height: 1fr; }
+    .box { border: round $primary-darken-1; border-title-color: $text; border-title-style: bold; padding: 0 1; }
+    #procedures-box { height: auto; max-height: 14; }
+    #deployment-box { height: auto; }
+    #queue-box { height: 1fr; min-height: 5; }
+    #queue-detail { height: auto; max-height: 4; margin-top: 1; }
+    #run-panel { width: 1fr; }
+    #uptime-box { height: auto; }
+    Screen.narrow #side { width: 1fr; }
+    Screen.narrow.view-run #side { display: none; }
+    Screen.narrow.view-run #uptime-box { display: none; }
+    Screen.narrow.view-station #run-panel { display: none; }
+    Screen.narrow #procedures-box { max-height: 7; }
+    DataTable { background: $surface; }
+    """
+
+    BINDINGS: ClassVar = [
+        Binding("r", "start_run", "Run"),
+        Binding("x", "stop_run", "Stop"),
+        Binding("K", "kill_run", "Kill", show=False),
+        Binding("a", "answer", "Answer"),
+        Binding("p", "pull", "Pull"),
+        Binding("u", "queue_retry", "Retry"),
+        Binding("U", "queue_retry_all", "Retry all", show=False),
+        Binding("d", "queue_drop", "Drop", show=False),
+        Binding("l", "cycle_level", "Log", show=False),
+        Binding("v", "toggle_view", "View"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit_console", "Quit"),
+    ]
+
+    # Help text for each key, in the order the help screen lists them.
+    KEY_HELP: ClassVar[list[tuple[str, str]]] = [
+        ("r / Enter", "start a run of the selected procedure (identify the unit first)"),
+        ("x", "stop the run (asks first; teardown still runs)"),
+        ("K", "kill the run (asks first; processes are killed at once)"),
+        ("a", "answer the open prompt again after putting it aside"),
+        ("p", "pull deployments now"),
+        ("u", "retry the selected upload now"),
+        ("U", "retry every waiting upload now"),
+        ("d", "drop the selected upload from the queue (asks first)"),
+        ("l", "cycle the log filter: DEBUG → INFO → WARNING → ERROR → CRITICAL"),
+        ("End", "in the log: follow new lines again"),
+        ("v", "narrow terminal: switch between station and run views"),
+        ("Tab", "move between panels"),
+        ("ctrl+p", "command palette: every action by name"),
+        ("?", "this help"),
+        ("q", "quit (when attached to the daemon, it keeps running)"),
+    ]
+    FORM_HELP: ClassVar[list[tuple[str, str]]] = [
+        ("Enter", "submit (a scanner's Enter submits the identify form)"),
+        ("ctrl+s", "submit from any field"),
+        ("Tab / shift+Tab", "next / previous field"),
+        ("Space", "toggle a switch or a checklist item"),
+        ("← →", "move a slider (Home/End: its ends)"),
+        ("Esc", "put the prompt aside (a answers it later); cancels identify"),
+        ("y / n", "in a confirmation: confirm / cancel"),
+    ]
+
+    def __init__(
+        self,
+        backend: StationBackend,
+        *,
+        clock: Clock = system_clock,
+        status_interval: float = 5.0,
+        tick_interval: float = 1 / 15,
+        log_capacity: int = 5000,
+    ) -> None:
+        super().__init__()
+        self.backend = backend
+        self.clock = clock
+        self.status_interval = status_interval
+        self.tick_interval = tick_interval
+        self.state = ConsoleState(log_capacity)
+        self.status: StationStatus | None = None
+        self.status_error: str | None = None
+        self.view = "station"
+        self.last_unit: dict[str, Any] = {}
+        self.set_aside: set[str] = set()  # prompts the operator put aside
+        self._status_pending = False
+        self._subscription: asyncio.Task[None] | None = None
+
+    # --- layout ----------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield StationHeader(id="header")
+        with Horizontal(id="body"):
+            with Vertical(id="side"):
+                with Vertical(id="procedures-box", classes="box"):
+                    yield ProcedureTable(id="procedures")
+                with Vertical(id="deployment-box", classes="box"):
+                    yield DeploymentPanel(id="deployment")
+                with Vertical(id="queue-box", classes="box"):
+                    yield QueueTable(id="queue")
+                    yield Static(id="queue-detail")
+            yield RunPanel(self.state, id="run-panel", classes="box")
+        with Vertical(id="uptime-box", classes="box"):
+            yield UptimePanel(id="uptime")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.main_screen.query_one("#procedures-box").border_title = "Procedures"
+        self.main_screen.query_one("#deployment-box").border_title = "Deployment"
+        self.main_screen.query_one("#queue-box").border_title = "Upload queue"
+        self.main_screen.query_one("#run-panel").border_title = "Live run"
+        self.main_screen.query_one("#uptime-box").border_title = "Uptime · 90 days"
+        self._apply_layout(self.size.width)
+        self.main_screen.query_one(ProcedureTable).focus()
+        self._redraw_header()
+        self.set_interval(self.tick_interval, self.flush)
+        self.set_interval(1.0, self._redraw_header)
+        self.set_interval(self.status_interval, self.request_status)
+        self.request_status()
+        self._subscription = asyncio.create_task(self._consume())
+        if not self.is_headless:
+            # A dropped SSH session sends SIGHUP: exit instead of spinning on a dead tty.
+            with contextlib.suppress(NotImplementedError, AttributeError, ValueError, RuntimeError):
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.exit)
+
+    async def on_unmount(self) -> None:
+        if self._subscription is not None:
+            self._subscription.cancel()
+        with contextlib.suppress(Exception):
+            await self.backend.close()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._apply_layout(event.size.width)
+
+    def _apply_layout(self, width: int) -> None:
+        main = self.screen_stack[0] if self.screen_stack else self.screen
+        narrow = width < NARROW_BELOW
+        main.set_class(narrow, "narrow")
+        main.set_class(self.view == "run", "view-run")
+        main.set_class(self.view == "station", "view-station")
+
+    def show_view(self, view: str) -> None:
+        self.view = view
+        self._apply_layout(self.size.width)
+        if view == "run" and self.size.width < NARROW_BELOW:
+            self.main_screen.query_one(LogView).focus()
+        elif view == "station" and self.size.width < NARROW_BELOW:
+            self.main_screen.query_one(ProcedureTable).focus()
+
+    @property
+    def main_screen(self) -> Screen[Any]:
+        return self.screen_stack[0]
+
+    # --- redraws -----------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Draw what the events since the last tick changed."""
+        with contextlib.suppress(NoMatches):  # a tick can land while the app unmounts
+            self.main_screen.query_one(RunPanel).sync(self.clock())
+
+    def _redraw_header(self) -> None:
+        with contextlib.suppress(NoMatches):
+            self._header().show(
+                self.status,
+                self.clock(),
+                self.backend.mode,
+                reachable=self.status_error is None,
+                error=self.status_error,
+            )
+
+    def _header(self) -> StationHeader:
+        return self.main_screen.query_one(StationHeader)
+
+    def request_status(self) -> None:
+        if not self._status_pending:
+            self._status_pending = True
+            self._fetch_status()
+
+    @work(exclusive=False, group="status")
+    async def _fetch_status(self) -> None:
+        try:
+            status = await self.backend.status()
+        except BackendUnavailable as exc:
+            self.status_error = str(exc)
+            self._redraw_header()
+            return
+        finally:
+            self._status_pending = False
+        self.status_error = None
+        self.show_status(status)
+
+    def show_status(self, status: StationStatus) -> None:
+        self.status = status
+        now = self.clock()
+        self._redraw_header()
+        procedures = self.main_screen.query_one(ProcedureTable)
+        procedures.show(status.procedures, now)
+        self.main_screen.query_one(DeploymentPanel).show(procedures.selected(), now)
+        self.main_screen.query_one(QueueTable).show(status.queue_entries, now)
+        self._show_queue_detail()
+        self.main_screen.query_one("#queue-box").border_title = queue_summary(status)
+        self.main_screen.query_one(UptimePanel).set_uptime(status.uptime)
+
+    @on(DataTable.RowHighlighted, "#procedures")
+    def _procedure_highlighted(self) -> None:
+        self.main_screen.query_one(DeploymentPanel).show(self.main_screen.query_one(ProcedureTable).selected(), self.clock())
+
+    @on(DataTable.RowHighlighted, "#queue")
+    def _show_queue_detail(self) -> None:
+        entry = self.main_screen.query_one(QueueTable).selected()
+        detail = self.main_screen.query_one("#queue-detail", Static)
+        detail.update(queue_detail(entry) if entry is not None else "")
+        detail.display = entry is not None
+
+    @on(DataTable.RowSelected, "#procedures")
+    def _procedure_selected(self) -> None:
+        self.action_start_run()
+
+    # --- events --------------------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        handled = 0
+        try:
+            async for event in self.backend.events():
+                self.handle_event(event)
+                handled += 1
+                if handled % 200 == 0:
+                    # A flood arrives without pauses: let keys and redraws in.
+                    await asyncio.sleep(0)
+        except BackendUnavailable as exc:
+            self.status_error = str(exc)
+        else:
+            self.status_error = "The station closed the connection. Restart tofu-tui to attach again."
+        self._redraw_header()
+
+    def handle_event(self, event: Event) -> None:
+        self.state.apply(event)
+        if isinstance(event, RunStarted):
+            self.set_aside.clear()
+            self.show_view("run")
+        elif isinstance(event, UiRequest):
+            self._open_prompt(event.request_id)
+        elif isinstance(event, UiUpdate):
+            for form in self._open_forms():
+                prompt = self.state.prompts.get(form.request_id or "")
+                if prompt is not None and prompt.request.phase_key == event.phase_key:
+                    form.apply_update(event.key, event.value)
+        elif isinstance(event, UiClosed):
+            for form in self._open_forms():
+                if form.request_id == event.request_id:
+                    form.dismiss(True)
+                    if event.reason != "answered":
+                        self.notify(f"The prompt closed: {event.reason}.", severity="warning")
+            self.set_aside.discard(event.request_id)
+        elif isinstance(event, RunFinished):
+            self.notify(
+                f"Run finished: {event.outcome}",
+                severity="information" if event.outcome == "PASS" else "error",
+                timeout=8,
+            )
+            self.request_status()
+        elif isinstance(event, ErrorEvent):
+            self.notify(event.message, severity="error", timeout=10)
+        if isinstance(event, STATION_EVENTS):
+            if isinstance(event, ConnectivityChanged) and self.status is not None:
+                self.status = self.status.model_copy(update={"connected": event.connected})
+                self._redraw_header()
+            if isinstance(event, UploadParked):
+                self.notify(f"Upload #{event.queue_id} parked: {event.error}", severity="error", timeout=10)
+            self.request_status()
+
+    def _open_forms(self) -> list[PromptForm]:
+        return [screen for screen in self.screen_stack if isinstance(screen, PromptForm) and screen.request_id]
+
+    def _open_prompt(self, request_id: str) -> None:
+        prompt = self.state.prompts.get(request_id)
+        if prompt is None or any(form.request_id == request_id for form in self._open_forms()):
+            return
+        if self._open_forms():
+            return  # one prompt at a time; the next opens when this one closes
+        request = prompt.request
+        phase = self.state.run.phases.get((request.slot, request.phase_key)) if self.state.run else None
+        title = f"{phase.name if phase else request.phase_key}"
+        if request.slot:
+            title = f"{request.slot} · {title}"
+
+        async def submit(values: dict[str, Any]) -> str | None:
+            return await self.backend.send(UiResponseCommand(request_id=request_id, values=values))
+
+        def closed(answered: bool | None) -> None:
+            if not answered and request_id in self.state.prompts:
+                self.set_aside.add(request_id)
+                self.notify("Prompt put aside: press a to answer it.", severity="warning")
+            self._open_next_prompt()
+
+        form = PromptForm(title, request.components, submit, request_id=request_id, updates=prompt.updates)
+        self.push_screen(form, closed)
+
+    def _open_next_prompt(self) -> None:
+        for request_id in self.state.prompts:
+            if request_id not in self.set_aside:
+                self._open_prompt(request_id)
+                return
+
+    # --- actions -----------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (action in MAIN_ACTIONS and self.screen is not self.main_screen)
+
+    def run_in_flight(self) -> bool:
+        if self.state.run is not None:
+            return self.state.run.running
+        return bool(self.status and self.status.run_in_flight)
+
+    async def send(self, command: Command, done: str | None = None) -> str | None:
+        reason = await self.backend.send(command)
+        if reason is not None:
+            self.notify(reason, title=f"{command.name} refused", severity="error", timeout=10)
+        elif done:
+            self.notify(done)
+        return reason
+
+    def action_start_run(self) -> None:
+        procedure = self.main_screen.query_one(ProcedureTable).selected()
+        if procedure is None:
+            self.notify("No procedure is linked to this station: link one on the dashboard, then pull.", severity="warning")
+            return
+        if self.run_in_flight():
+            self.notify("A run is in progress: wait for it to end, or stop it with x.", severity="warning")
+            return
+        if procedure.active is None or procedure.active.status == "failed":
+            self.notify(f"{procedure.name} has no working deployment yet: press p to pull.", severity="warning")
+            return
+
+        async def submit(values: dict[str, Any]) -> str | None:
+            command = RunCommand(
+                procedure_id=procedure.id,
+                serial_number=values.get("serial_number"),
+                part_number=values.get("part_number"),
+                revision_number=values.get("revision_number"),
+                batch_number=values.get("batch_number"),
+            )
+            reason = await self.backend.send(command)
+            if reason is None:
+                self.last_unit = {k: v for k, v in values.items() if k != "serial_number"}
+                self.show_view("run")
+            return reason
+
+        self.push_screen(
+            PromptForm(
+                f"Identify unit · {procedure.name}",
+                identify_components(self.last_unit),
+                submit,
+                submit_label="Start run",
+                later_label="Cancel",
+            )
+        )
+
+    def action_stop_run(self) -> None:
+        self._confirm_run_command(
+            StopCommand(),
+            "Stop the run?",
+            "Running phases are asked to stop, teardown still runs, and the run ends ABORTED.",
+            "Stop run",
+        )
+
+    def action_kill_run(self) -> None:
+        self._confirm_run_command(
+            KillCommand(),
+            "Kill the run?",
+            "Phase and plug processes are killed at once; teardown does not run. Use this when stop does not work.",
+            "Kill run",
+        )
+
+    def _confirm_run_command(self, command: Command, question: str, detail: str, label: str) -> None:
+        if not self.run_in_flight():
+            self.notify("No run in progress.", severity="warning")
+            return
+
+        async def confirmed(yes: bool | None) -> None:
+            if yes:
+                await self.send(command, f"{command.name} sent.")
+
+        self.push_screen(ConfirmScreen(question, detail, label), confirmed)
+
+    def action_answer(self) -> None:
+        if not self.state.prompts:
+            self.notify("No prompt is waiting for an answer.")
+            return
+        self.set_aside.clear()
+        self._open_next_prompt()
+
+    async def action_pull(self) -> None:
+        await self.send(PullCommand(), "Pulling deployments…")
+
+    async def action_queue_retry(self) -> None:
+        entry = self.main_screen.query_one(QueueTable).selected()
+        if entry is None:
+            self.notify("The upload queue is empty.")
+            return
+        if await self.send(QueueRetryCommand(queue_id=entry.id), f"Retrying upload #{entry.id}.") is None:
+            self.request_status()
+
+    async def action_queue_retry_all(self) -> None:
+        if await self.send(QueueRetryCommand(queue_id=None), "Retrying every waiting upload.") is None:
+            self.request_status()
+
+    def action_queue_drop(self) -> None:
+        entry = self.main_screen.query_one(QueueTable).selected()
+        if entry is None:
+            self.notify("The upload queue is empty.")
+            return
+
+        async def confirmed(yes: bool | None) -> None:
+            if yes and await self.send(QueueDropCommand(queue_id=entry.id), f"Dropped upload #{entry.id}.") is None:
+                self.request_status()
+
+        self.push_screen(
+            ConfirmScreen(
+                f"Drop upload #{entry.id} ({entry.serial_number or 'no serial'})?",
+                "The run is deleted from this station and never reaches the server. "
+                "Export it first (tofu-tui queue export) if you may need it.",
+                "Drop",
+            ),
+            confirmed,
+        )
+
+    def action_cycle_level(self) -> None:
+        self.main_screen.query_one(LogView).cycle_level()
+        self.flush()  # the log title names the level
+
+    def set_log_level(self, level: str) -> None:
+        self.main_screen.query_one(LogView).set_min_level(level)
+        self.flush()
+
+    def action_toggle_view(self) -> None:
+        self.show_view("station" if self.view == "run" else "run")
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen([("Console", self.KEY_HELP), ("Forms and dialogs", self.FORM_HELP)]))
+
+    async def action_quit_console(self) -> None:
+        if self.backend.mode == "in-process" and self.run_in_flight():
+
+            async def confirmed(yes: bool | None) -> None:
+                if yes:
+                    self.exit()
+
+            self.push_screen(
+                ConfirmScreen(
+                    "Quit and stop the station?",
+                    "No daemon runs this station: quitting aborts the run in progress.",
+                    "Quit",
+                ),
+                confirmed,
+            )
+            return
+        self.exit()
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield SystemCommand("Start run", "Identify a unit and run the selected procedure", self.action_start_run)
+        yield SystemCommand("Stop run", "Ask the run in progress to stop (teardown runs)", self.action_stop_run)
+        yield SystemCommand("Kill run", "Kill the run's processes at once", self.action_kill_run)
+        yield SystemCommand("Answer prompt", "Open the prompt waiting for an answer", self.action_answer)
+        yield SystemCommand("Pull deployments", "Sync deployments from the server now", self.action_pull)
+        yield SystemCommand("Retry upload", "Upload the selected queued run now", self.action_queue_retry)
+        yield SystemCommand("Retry all uploads", "Upload every queued run now", self.action_queue_retry_all)
+        yield SystemCommand("Drop upload", "Delete the selected queued run", self.action_queue_drop)
+        for level in LEVELS:
+            yield SystemCommand(f"Log level {level}", f"Show log lines at {level} and above", lambda level=level: self.set_log_level(level))
+        yield SystemCommand("Switch view", "Station or run view (narrow terminals)", self.action_toggle_view)
+        yield SystemCommand("Help", "Every key", self.action_help)
+        yield SystemCommand(
+            "Quit" if self.backend.mode == "in-process" else "Detach",
+            "Leave the console" + (" (the daemon keeps running)" if self.backend.mode == "attached" else ""),
+            self.action_quit_console,
+        )
+        yield from super().get_system_commands(screen)

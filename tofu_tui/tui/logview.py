@@ -1,0 +1,107 @@
+"""The run log pane: draws only the lines on screen, from a bounded buffer.
+
+Appending a line costs nothing on screen; `sync()` (called on the console's redraw
+tick) updates the scroll extent once for however many lines arrived, so a procedure
+that logs as fast as it can never starves the keyboard.
+"""
+
+from __future__ import annotations
+
+from rich.segment import Segment
+from rich.style import Style
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from tofu_tui.tui.state import LEVELS, LogBuffer
+
+# ANSI colour names: they stay readable on a 256-colour (or 16-colour) terminal.
+LEVEL_STYLES = {
+    "DEBUG": Style(color="bright_black"),
+    "INFO": Style(),
+    "WARNING": Style(color="yellow"),
+    "ERROR": Style(color="red", bold=True),
+    "CRITICAL": Style(color="bright_white", bgcolor="red", bold=True),
+}
+
+
+class LogView(ScrollView, can_focus=True):
+    """Follows the newest line until the operator scrolls up; End follows again."""
+
+    BINDINGS = [
+        Binding("end", "follow", "Follow", show=False),
+        Binding("home", "scroll_home", "Top", show=False),
+    ]
+
+    DEFAULT_CSS = """
+    LogView { height: 1fr; }
+    """
+
+    def __init__(self, buffer: LogBuffer, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.buffer = buffer
+        self.follow = True
+        self._seen = -1
+        self._moving = False  # scrolling on our own, not by the operator
+
+    def sync(self) -> None:
+        if self.buffer.version == self._seen:
+            return
+        self._seen = self.buffer.version
+        height = len(self.buffer.visible)
+        self.virtual_size = Size(self.scrollable_content_region.width, height)
+        if self.follow:
+            self._moving = True
+            try:
+                self.scroll_to(y=max(height - self.scrollable_content_region.height, 0), animate=False, immediate=True)
+            finally:
+                self._moving = False
+        self.refresh()
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        if self._moving:
+            return
+        # Scrolling up by hand stops following; reaching the bottom resumes it.
+        if new < old and new < self.max_scroll_y:
+            self.follow = False
+        elif new >= self.max_scroll_y:
+            self.follow = True
+
+    def _top(self) -> int:
+        """First line on screen: following, the newest lines fill the pane even
+        before the scroll extent has caught up with them."""
+        if self.follow:
+            return max(len(self.buffer.visible) - self.scrollable_content_region.height, 0)
+        return round(self.scroll_offset.y)
+
+    def action_follow(self) -> None:
+        self.follow = True
+        self._moving = True
+        try:
+            self.scroll_end(animate=False, immediate=True)
+        finally:
+            self._moving = False
+        self.refresh()
+
+    def set_min_level(self, level: str) -> None:
+        self.buffer.set_min_level(level)
+        self.follow = True
+        self.sync()
+
+    def cycle_level(self) -> str:
+        level = LEVELS[(LEVELS.index(self.buffer.min_level) + 1) % len(LEVELS)]
+        self.set_min_level(level)
+        return level
+
+    def render_line(self, y: int) -> Strip:
+        index = self._top() + y
+        width = self.scrollable_content_region.width
+        visible = self.buffer.visible
+        if index >= len(visible):
+            return Strip.blank(width, self.rich_style)
+        line = visible[index]
+        base = self.rich_style
+        strip = Strip([Segment(line.text, base + LEVEL_STYLES.get(line.level, Style()))])
+        return strip.crop_extend(0, width, base)
