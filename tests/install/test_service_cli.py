@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import run_cli
 from tofu_tui.station import service as svc
+from tofu_tui.station.paths import station_paths
 
 SYSTEMD_RUNNING = Path("/run/systemd/system").is_dir()
 
@@ -55,13 +56,14 @@ def test_service_status_when_not_installed() -> None:
 
 
 def _station_home(root: Path) -> Path:
-    root.mkdir(parents=True)
-    (root / "station.toml").write_text('url = "http://127.0.0.1:1"\n')
-    (root / "credentials.toml").write_text('api_key = "secret"\n')
-    (root / "state.db").write_bytes(b"queue")
-    (root / "deployments" / "proc" / "abc").mkdir(parents=True)
-    (root / "deployments" / "proc" / "abc" / "procedure.yaml").write_text("name: x\n")
-    (root / "logs").mkdir()
+    """A station's folders under TOFU_TUI_HOME=root, as the station lays them out."""
+    paths = station_paths(root).ensure()
+    paths.station_toml.write_text('server_url = "http://127.0.0.1:1"\n')
+    paths.credentials_toml.write_text('api_key = "secret"\n')
+    paths.state_db.write_bytes(b"queue")
+    (paths.deployments / "proc" / "abc").mkdir(parents=True)
+    (paths.deployments / "proc" / "abc" / "procedure.yaml").write_text("name: x\n")
+    paths.logs.mkdir()
     return root
 
 
@@ -70,8 +72,9 @@ def test_uninstall_refuses_without_yes_when_not_a_terminal(tmp_path: Path) -> No
     result = run_cli(["uninstall"], env={"TOFU_TUI_HOME": str(home)})
     assert result.returncode == 2
     assert "--yes" in result.stderr
-    assert (home / "credentials.toml").exists()
-    assert (home / "state.db").exists()
+    paths = station_paths(home)
+    assert paths.credentials_toml.exists()
+    assert paths.state_db.exists()
 
 
 def test_uninstall_removes_config_and_data_but_not_foreign_files(tmp_path: Path) -> None:
@@ -87,13 +90,17 @@ def test_uninstall_keep_data_keeps_queue_and_deployments(tmp_path: Path) -> None
     home = _station_home(tmp_path / "home")
     result = run_cli(["uninstall", "--yes", "--keep-data"], env={"TOFU_TUI_HOME": str(home)})
     assert result.returncode == 0, result.stderr
-    assert not (home / "credentials.toml").exists()
-    assert not (home / "station.toml").exists()
-    assert (home / "state.db").read_bytes() == b"queue"
-    assert (home / "deployments" / "proc" / "abc" / "procedure.yaml").exists()
+    paths = station_paths(home)
+    assert not paths.credentials_toml.exists()
+    assert not paths.station_toml.exists()
+    assert paths.state_db.read_bytes() == b"queue"
+    assert (paths.deployments / "proc" / "abc" / "procedure.yaml").exists()
+    assert "holds files" not in result.stdout
 
 
 def test_uninstall_removes_the_platform_folders_whole(tmp_path: Path) -> None:
+    if not sys.platform.startswith("linux"):
+        pytest.skip("XDG folders are Linux's")
     config = tmp_path / "xdg-config" / "tofu-tui"
     data = tmp_path / "xdg-data" / "tofu-tui"
     config.mkdir(parents=True)
@@ -101,16 +108,21 @@ def test_uninstall_removes_the_platform_folders_whole(tmp_path: Path) -> None:
     data.mkdir(parents=True)
     (data / "state.db").write_text("q")
     (data / "anything-else").write_text("x")
+    (tmp_path / "xdg-runtime").mkdir(mode=0o700)
+    runtime = tmp_path / "xdg-runtime" / "tofu-tui"
+    runtime.mkdir()
     env = {
         "HOME": str(tmp_path),
         "XDG_CONFIG_HOME": str(tmp_path / "xdg-config"),
         "XDG_DATA_HOME": str(tmp_path / "xdg-data"),
+        "XDG_RUNTIME_DIR": str(tmp_path / "xdg-runtime"),
         "TOFU_TUI_HOME": "",
     }
     result = run_cli(["uninstall", "--yes"], env=env)
     assert result.returncode == 0, result.stderr
     assert not config.exists()
     assert not data.exists()
+    assert not runtime.exists()
 
 
 def test_uninstall_with_nothing_there(tmp_path: Path) -> None:

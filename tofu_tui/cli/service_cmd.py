@@ -149,9 +149,9 @@ def uninstall_cmd(keep_data: bool, yes: bool) -> None:
             manager.uninstall()
         except svc.ServiceError as exc:
             _fail(f"{exc} Nothing else was removed.")
-    left = [p for p in un.execute(plan) if p not in plan.keep]
-    for folder in left:
-        click.echo(f"Left {folder} in place: it holds files tofu-tui did not make.")
+    for folder in un.execute(plan):
+        if not any(kept.is_relative_to(folder) for kept in plan.keep):
+            click.echo(f"Left {folder} in place: it holds files tofu-tui did not make.")
     click.echo("tofu-tui's service, config" + ("" if keep_data else " and data") + " are removed.")
     click.echo(
         "The program itself stays; remove it with your installer's folder (install.sh: "
