@@ -10,12 +10,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 RunOutcome = Literal["PASS", "FAIL", "ERROR", "TIMEOUT", "ABORTED"]
 PhaseOutcome = Literal["PASS", "FAIL", "SKIP", "ERROR"]
 ValidatorOutcome = Literal["PASS", "FAIL", "UNSET"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+SequenceOutcome = Literal["PASS", "FAIL", "ERROR", "TIMEOUT", "ABORTED", "SKIP"]
+ValueSource = Literal["default", "shell", "dotenv", "process", "station", "procedure", "organization"]
 
 MetadataValue = str | int | float | bool
 
@@ -29,6 +31,7 @@ class Validator(_Strict):
     expected_value: Any = None
     expression: str | None = None
     outcome: ValidatorOutcome | None = None
+    is_decisive: bool | None = None
 
 
 class Aggregation(_Strict):
@@ -52,12 +55,16 @@ class Measurement(_Strict):
     name: str
     outcome: ValidatorOutcome
     measured_value: Any = None
-    units: str | None = None
+    # A list of units is the official client's legacy multi-dimensional form.
+    units: str | list[str] | None = None
     docstring: str | None = None
     validators: list[Validator] | None = None
     aggregations: list[Aggregation] | None = None
     x_axis: Axis | None = None
     y_axis: list[Axis] | None = None
+    # Deprecated in TofuPilot's API (validators replace them) but still sent by old clients.
+    lower_limit: float | None = None
+    upper_limit: float | None = None
 
 
 class Phase(_Strict):
@@ -67,7 +74,14 @@ class Phase(_Strict):
     ended_at: datetime
     docstring: str | None = None
     retry_count: int | None = None
+    sequence_path: str | None = None
     measurements: list[Measurement] = Field(default_factory=list)
+
+    @field_validator("measurements", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        # The official client sends an explicit null for "no measurements".
+        return [] if value is None else value
 
 
 class Log(_Strict):
@@ -76,6 +90,34 @@ class Log(_Strict):
     message: str
     source_file: str = "unknown"
     line_number: int = 0
+
+
+class SequenceCall(_Strict):
+    """A sequence call (`uses:`) grouping phases; phases join it by `sequence_path`."""
+
+    path: str
+    name: str
+    outcome: SequenceOutcome
+    source: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
+class ConfigValue(_Strict):
+    key: str
+    value: str | int | float | bool
+    variable_id: str | None = None
+    version: int | None = None
+    source: ValueSource | None = None
+
+
+class SecretRef(_Strict):
+    """A secret the run used: never its value."""
+
+    key: str
+    variable_id: str | None = None
+    version: int | None = None
+    source: ValueSource | None = None
 
 
 class RunCreate(_Strict):
@@ -102,3 +144,11 @@ class RunCreate(_Strict):
     execution_id: str | None = None
     slot_key: str | None = None
     slot_name: str | None = None
+    sequences: list[SequenceCall] | None = None
+    config: list[ConfigValue] | None = None
+    secrets: list[SecretRef] | None = None
+
+    @field_validator("phases", "logs", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value

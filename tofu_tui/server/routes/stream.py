@@ -1,0 +1,161 @@
+"""The station stream (WebSocket): events in, commands out, presence while open."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from tofu_tui.server import db
+from tofu_tui.server.keys import digest
+from tofu_tui.server.state import ServerState
+
+router = APIRouter()
+
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+
+
+def _station_for_key(state: ServerState, key: str) -> tuple[str | None, str]:
+    with state.sessions() as session:
+        row = session.execute(select(db.ApiKey).where(db.ApiKey.key_hash == digest(key))).scalar_one_or_none()
+        if row is None:
+            return None, "unknown API key"
+        if row.revoked_at is not None:
+            return None, "API key revoked"
+        if row.kind != "station" or row.station_id is None:
+            return None, "the stream needs a station key"
+        return row.station_id, ""
+
+
+def _open_presence(state: ServerState, station_id: str) -> int:
+    with state.sessions() as session:
+        now = state.now()
+        row = db.Presence(station_id=station_id, kind="stream", started_at=now, ended_at=None)
+        session.add(row)
+        station = session.get(db.Station, station_id)
+        if station is not None:
+            station.last_seen_at = now
+        session.commit()
+        return row.id
+
+
+def _close_presence(state: ServerState, presence_id: int, station_id: str) -> None:
+    with state.sessions() as session:
+        now = state.now()
+        row = session.get(db.Presence, presence_id)
+        if row is not None:
+            row.ended_at = max(now, row.started_at)
+        station = session.get(db.Station, station_id)
+        if station is not None:
+            station.last_seen_at = now
+        session.commit()
+
+
+def _touch(state: ServerState, station_id: str) -> None:
+    with state.sessions() as session:
+        station = session.get(db.Station, station_id)
+        if station is not None:
+            station.last_seen_at = state.now()
+            session.commit()
+
+
+def _store_event(state: ServerState, station_id: str, event: dict[str, Any]) -> None:
+    with state.sessions() as session:
+        now = state.now()
+        session.add(
+            db.StationEvent(station_id=station_id, received_at=now, type=str(event["type"])[:64], payload=event)
+        )
+        station = session.get(db.Station, station_id)
+        if station is not None:
+            station.last_seen_at = now
+        session.commit()
+
+
+def _take(state: ServerState, station_id: str) -> list[dict[str, object]]:
+    with state.sessions() as session:
+        return state.take_commands(session, station_id)
+
+
+@router.websocket("/api/cli/stream")
+async def stream(websocket: WebSocket) -> None:
+    state: ServerState = websocket.app.state.server
+    header = websocket.headers.get("authorization", "")
+    key = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    await websocket.accept()
+    if not key:
+        await websocket.close(CLOSE_UNAUTHORIZED, "missing station key: send 'Authorization: Bearer <key>'")
+        return
+    station_id, why = await run_in_threadpool(_station_for_key, state, key)
+    if station_id is None:
+        code = CLOSE_FORBIDDEN if why.startswith("the stream") else CLOSE_UNAUTHORIZED
+        await websocket.close(code, why)
+        return
+
+    wake = asyncio.Event()
+    wake.set()  # deliver whatever queued while the station was away
+    state.hub.register(station_id, wake)
+    presence_id = await run_in_threadpool(_open_presence, state, station_id)
+    cap = state.settings.max_stream_message_bytes
+
+    async def send_commands() -> None:
+        while True:
+            try:
+                await asyncio.wait_for(wake.wait(), timeout=state.settings.ws_ping_interval)
+            except TimeoutError:
+                await websocket.send_json({"type": "ping"})
+                await run_in_threadpool(_touch, state, station_id)
+                continue
+            wake.clear()
+            for command in await run_in_threadpool(_take, state, station_id):
+                await websocket.send_json({"type": "command", "command": command})
+
+    async def receive_events() -> None:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            raw = message.get("text")
+            if raw is None and message.get("bytes") is not None:
+                raw = message["bytes"].decode("utf-8", "replace")
+            if raw is None:
+                continue
+            if len(raw.encode("utf-8", "replace")) > cap:
+                await websocket.send_json(
+                    {"type": "error", "code": "message_too_large", "message": f"messages are capped at {cap} bytes: shrink the event"}
+                )
+                continue
+            try:
+                data = json.loads(raw)
+            except ValueError:
+                await websocket.send_json({"type": "error", "code": "invalid_json", "message": "send one JSON object per message"})
+                continue
+            kind = data.get("type") if isinstance(data, dict) else None
+            if kind == "ping":
+                await websocket.send_json({"type": "pong"})
+                await run_in_threadpool(_touch, state, station_id)
+            elif kind == "pong":
+                await run_in_threadpool(_touch, state, station_id)
+            elif kind == "event" and isinstance(data.get("event"), dict) and isinstance(data["event"].get("type"), str):
+                await run_in_threadpool(_store_event, state, station_id, data["event"])
+            else:
+                await websocket.send_json(
+                    {"type": "error", "code": "invalid_message", "message": 'expected {"type": "event", "event": {"type": ...}}'}
+                )
+
+    sender = asyncio.create_task(send_commands())
+    try:
+        await receive_events()
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await sender
+        state.hub.unregister(station_id, wake)
+        await run_in_threadpool(_close_presence, state, presence_id, station_id)

@@ -1,0 +1,114 @@
+"""What one running server holds: settings, database, the live stream hub."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import threading
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from tofu_tui.server import db
+from tofu_tui.server.keys import new_id
+from tofu_tui.server.settings import Settings
+
+
+class Hub:
+    """Open station streams in this process. A wake-up tells a stream's sender to look
+    for undelivered commands; the database stays the one source of truth, so a command
+    is never lost when no stream is open (the next heartbeat carries it)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = defaultdict(set)
+
+    def register(self, station_id: str, event: asyncio.Event) -> None:
+        with self._lock:
+            self._waiters[station_id].add((asyncio.get_running_loop(), event))
+
+    def unregister(self, station_id: str, event: asyncio.Event) -> None:
+        with self._lock:
+            self._waiters[station_id] = {w for w in self._waiters[station_id] if w[1] is not event}
+            if not self._waiters[station_id]:
+                del self._waiters[station_id]
+
+    def connected(self, station_id: str) -> bool:
+        with self._lock:
+            return bool(self._waiters.get(station_id))
+
+    def wake(self, station_id: str) -> None:
+        with self._lock:
+            waiters = list(self._waiters.get(station_id, ()))
+        for loop, event in waiters:
+            loop.call_soon_threadsafe(event.set)
+
+
+class ServerState:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = db.make_engine(settings.database_url)
+        self.sessions = db.make_sessionmaker(self.engine)
+        self.hub = Hub()
+        self.secret = ""
+
+    def now(self):  # type: ignore[no-untyped-def]
+        return self.settings.now()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self.sessions() as session:
+            yield session
+
+    def startup(self) -> None:
+        """Load the signing secret; close presence intervals a crash left open."""
+        self.settings.attachments_dir.mkdir(parents=True, exist_ok=True)
+        with self.sessions() as session:
+            row = session.get(db.Meta, "signing_secret")
+            if row is None:
+                row = db.Meta(key="signing_secret", value=secrets.token_hex(32))
+                session.add(row)
+            self.secret = row.value
+            open_rows = session.execute(
+                select(db.Presence, db.Station.last_seen_at)
+                .join(db.Station, db.Station.id == db.Presence.station_id)
+                .where(db.Presence.ended_at.is_(None))
+            ).all()
+            for presence, last_seen in open_rows:
+                presence.ended_at = max(last_seen or presence.started_at, presence.started_at)
+            session.commit()
+
+    def queue_command(self, session: Session, station_id: str, payload: dict[str, object]) -> str:
+        """Store a command for a station (commit is the caller's); wake its stream."""
+        command_id = str(payload.get("id") or new_id())
+        payload = {**payload, "id": command_id}
+        session.add(
+            db.Command(id=command_id, station_id=station_id, payload=payload, created_at=self.now(), delivered_at=None)
+        )
+        return command_id
+
+    def take_commands(self, session: Session, station_id: str) -> list[dict[str, object]]:
+        """Undelivered commands for a station, marked delivered (each exactly once)."""
+        rows = session.execute(
+            select(db.Command)
+            .where(db.Command.station_id == station_id, db.Command.delivered_at.is_(None))
+            .order_by(db.Command.seq)
+        ).scalars().all()
+        taken: list[dict[str, object]] = []
+        now = self.now()
+        for row in rows:
+            claimed = session.execute(
+                update(db.Command)
+                .where(db.Command.id == row.id, db.Command.delivered_at.is_(None))
+                .values(delivered_at=now)
+            )
+            if getattr(claimed, "rowcount", 0) == 1:
+                taken.append(dict(row.payload))
+        session.commit()
+        return taken
+
+    def dispose(self) -> None:
+        self.engine.dispose()
