@@ -1,10 +1,216 @@
-"""`tofu-tui` commands: run (placeholder until implemented)."""
+"""`tofu-tui run PATH`: one procedure run, per spec/run-protocol.md."""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
 import click
+
+EXIT_USAGE = 2
 
 
 def register(group: click.Group) -> None:
     """Add this module's commands to the root group."""
-    del group
+    group.add_command(run)
+
+
+def _load_ui_values(path: str | None) -> dict[str, dict[str, Any]] | None:
+    if path is None:
+        return None
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise click.UsageError(f"--ui-values: cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise click.UsageError(f"--ui-values: {path} is not valid JSON ({exc}).") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise click.UsageError(
+            f'--ui-values: {path} must be a JSON object like {{"<phase_key>": {{"<component_key>": value}}}}.'
+        )
+    return data
+
+
+@click.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Newline-delimited JSON events on stdout.")
+@click.option("--ui-values", "ui_values", metavar="FILE", help="JSON file pre-answering operator prompts.")
+@click.option("--ui-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Seconds to wait for an operator answer; then the phase is TIMEOUT.")
+@click.option("--serial", help="Unit serial number (answers the identify prompt).")
+@click.option("--part", help="Unit part number.")
+@click.option("--revision", help="Unit revision.")
+@click.option("--batch", help="Unit batch number.")
+@click.option("--upload/--no-upload", default=False, help="Queue the run for upload (needs a registered station).")
+@click.option("--procedure-id", metavar="ID", help="TofuPilot procedure id for the payload.")
+@click.option("--headless", is_flag=True, help="Never wait for an operator: unanswered prompts fail fast.")
+def run(
+    path: Path,
+    as_json: bool,
+    ui_values: str | None,
+    ui_timeout: float | None,
+    serial: str | None,
+    part: str | None,
+    revision: str | None,
+    batch: str | None,
+    upload: bool,
+    procedure_id: str | None,
+    headless: bool,
+) -> None:
+    """Run the procedure at PATH (a directory holding procedure.yaml, or a .yaml file)."""
+    if upload:
+        # Hook: the station's upload queue. Until it exists, refuse clearly before running.
+        click.echo(
+            "tofu-tui run --upload: uploading is not available yet (it needs the station, which "
+            "is not built yet). Run without --upload.",
+            err=True,
+        )
+        sys.exit(EXIT_USAGE)
+    values = _load_ui_values(ui_values)
+
+    from tofu_tui.procedure.execute import RunOptions
+
+    unit = {
+        "serial_number": serial,
+        "part_number": part,
+        "revision_number": revision,
+        "batch_number": batch,
+    }
+    options = RunOptions(
+        ui_values=values,
+        ui_timeout_s=ui_timeout,
+        headless=headless,
+        unit={k: v for k, v in unit.items() if v is not None},
+        procedure_id=procedure_id,
+    )
+    sys.exit(run_procedure(path, options, as_json=as_json))
+
+
+def run_procedure(path: Path, options: Any, *, as_json: bool) -> int:
+    """Load and run one procedure; returns the exit status of run-protocol.md."""
+    from tofu_tui.models.events import ErrorEvent
+    from tofu_tui.procedure.load import ProcedureLoadError, load_procedure
+
+    try:
+        loaded = load_procedure(path)
+    except ProcedureLoadError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        if as_json:
+            event = ErrorEvent(message=str(exc), seq=1)
+            sys.stdout.write(event.model_dump_json() + "\n")
+            sys.stdout.flush()
+        return EXIT_USAGE
+    for warning in loaded.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    stdin_tty = _isatty(sys.stdin)
+    if not as_json and not stdin_tty:
+        options.headless = True  # nobody can answer a prompt
+    import asyncio
+
+    return asyncio.run(_drive(loaded, options, as_json=as_json, stdin_tty=stdin_tty))
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream is not None and stream.isatty())
+    except (ValueError, OSError):
+        return False
+
+
+async def _drive(loaded: Any, options: Any, *, as_json: bool, stdin_tty: bool) -> int:
+    import asyncio
+    import signal
+    import threading
+
+    from tofu_tui.procedure.execute import start_run
+    from tofu_tui.procedure.outcomes import EXIT_CODES
+
+    loop = asyncio.get_running_loop()
+    if as_json:
+        from tofu_tui.procedure.render import JsonView
+
+        view: Any = JsonView(sys.stdout)
+    else:
+        from tofu_tui.procedure.render import HumanView
+
+        view = HumanView(sys.stdout, color=_isatty(sys.stdout), interactive=stdin_tty and not options.headless)
+    handle = await start_run(loaded, options, view.on_event)
+    view.attach(handle, loop)
+
+    signals = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal signals
+        signals += 1
+        if signals == 1:
+            view.notice(f"{signal.Signals(signum).name}: stopping the run (teardown still runs); again to kill.")
+            handle.stop()
+        else:
+            view.notice("Killing the run now.")
+            handle.kill()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, on_signal, sig)
+        except (NotImplementedError, RuntimeError):
+            pass
+
+    if as_json and not options.headless:
+        lines: asyncio.Queue[str | None] = asyncio.Queue()
+
+        def reader() -> None:
+            # A daemon thread: a blocked read never keeps the process alive at exit.
+            try:
+                for line in sys.stdin:
+                    loop.call_soon_threadsafe(lines.put_nowait, line)
+            except (OSError, ValueError):
+                pass
+            loop.call_soon_threadsafe(lines.put_nowait, None)
+
+        threading.Thread(target=reader, name="stdin-answers", daemon=True).start()
+        answers = asyncio.ensure_future(_answer_lines(lines, handle))
+    else:
+        answers = None
+    try:
+        result = await handle.wait()
+    finally:
+        if answers is not None:
+            answers.cancel()
+    view.finish(result)
+    if not result.runs and result.outcome == "ERROR":
+        return EXIT_USAGE  # nothing ran (identify refused, workers could not start)
+    return EXIT_CODES[result.outcome]
+
+
+async def _answer_lines(lines: Any, handle: Any) -> None:
+    while True:
+        line = await lines.get()
+        if line is None:
+            handle.no_more_answers()
+            return
+        if not line.strip():
+            continue
+        try:
+            message = json.loads(line)
+        except ValueError:
+            handle.warn(f"Ignored a stdin line that is not JSON: {line.strip()[:200]!r}")
+            continue
+        if (
+            not isinstance(message, dict)
+            or message.get("type") != "ui_response"
+            or not isinstance(message.get("request_id"), str)
+            or not isinstance(message.get("values", {}), dict)
+        ):
+            handle.warn(
+                "Ignored a stdin line: expected "
+                '{"type": "ui_response", "request_id": "...", "values": {...}}, got '
+                f"{line.strip()[:200]!r}"
+            )
+            continue
+        phase_key = handle.phase_of(message["request_id"])
+        refused = handle.answer(message["request_id"], message.get("values", {}))
+        if refused is not None:
+            handle.warn(f"Answer to {message['request_id']} refused: {refused}", phase_key)

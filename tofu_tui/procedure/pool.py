@@ -1,0 +1,920 @@
+"""Worker processes and phase attempts: the pool that runs one attempt at a time per worker.
+
+The worker program itself is `worker.py` (standard library only, run with the
+procedure's interpreter); this module starts, feeds, watches and replaces workers, and
+runs `executable` (shell) phases directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from tofu_tui.procedure.evaluate import MeasurementRecord
+    from tofu_tui.procedure.load import LoadedProcedure
+    from tofu_tui.procedure.schema import PhaseSpec
+
+Signal = Literal["fail", "skip", "retry", "stop"]
+
+
+@dataclass
+class LogLine:
+    level: str  # DEBUG / INFO / WARNING / ERROR / CRITICAL
+    timestamp: datetime
+    message: str
+    source_file: str  # relative to the procedure directory when inside it; "" if unknown
+    line_number: int  # 0 if unknown
+
+
+@dataclass
+class AttachmentRecord:
+    name: str
+    path: Path  # a file the engine owns (copied at attach time)
+    size: int
+
+
+@dataclass
+class PhaseResultView:
+    """What a later phase sees of an earlier phase's latest attempt (§4 rule 2)."""
+
+    outcome: str  # lowercase: "pass", "fail", ...
+    duration_ms: float
+    measurements: dict[str, MeasurementRecord] = field(default_factory=dict)
+
+
+@dataclass
+class PlugAddress:
+    """Where a plug process listens; plugs.py (helper A) fills it in."""
+
+    key: str
+    address: str  # "host:port" or a socket path, whatever plughost.PlugProxy accepts
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AttemptRequest:
+    phase: PhaseSpec
+    slot: str | None
+    retry_count: int
+    retry_limit: int
+    deadline: float | None  # time.monotonic() deadline from timeout_ms, None = none
+    unit: dict[str, Any]
+    run_metadata: dict[str, Any]
+    results: dict[str, PhaseResultView]
+    plugs: dict[str, Any]  # plug key -> PlugAddress (or whatever plugs.py hands out)
+    slot_id: str
+    job_id: str
+
+
+@dataclass
+class AttemptResult:
+    started_at: datetime
+    ended_at: datetime
+    error: str | None
+    timed_out: bool
+    signal: Signal | None
+    signal_message: str | None
+    exit_code: int | None
+    measurements: dict[str, MeasurementRecord]
+    logs: list[LogLine]
+    attachments: list[AttachmentRecord]
+    unit: dict[str, Any]
+    run_metadata: dict[str, Any]
+
+
+# --- live events: emitted while an attempt runs; each names its job ------------------
+
+
+@dataclass
+class LiveLog:
+    job_id: str
+    line: LogLine
+
+
+@dataclass
+class LiveMeasurement:
+    job_id: str
+    key: str
+    record: MeasurementRecord
+
+
+@dataclass
+class LiveUiUpdate:
+    job_id: str
+    key: str
+    value: Any
+
+
+@dataclass
+class LiveAttachment:
+    job_id: str
+    attachment: AttachmentRecord
+
+
+@dataclass
+class LiveEngineWarning:
+    """Engine-internal notice (e.g. the 75 % timeout warning): not a phase log, not uploaded."""
+
+    job_id: str
+    message: str
+
+
+LiveEvent = LiveLog | LiveMeasurement | LiveUiUpdate | LiveAttachment | LiveEngineWarning
+
+
+WORKER_SCRIPT = Path(__file__).with_name("worker.py")
+HANDSHAKE_S = 90.0  # §8 worker port handshake
+IMPORT_STALL_S = 300.0  # §8 module import: no traffic for this long
+WARN_FRACTION = 0.75
+STREAM_LIMIT = 64 * 1024 * 1024  # one protocol line (a huge measurement list) at most
+STDERR_TAIL = 8192  # bytes of a worker's own stderr kept for crash reports
+SHELL_LINE_CAP = 10_000
+SHELL_HEAD_LINES = 10_000
+SHELL_TAIL_LINES = 2_000
+
+_log = logging.getLogger(__name__)
+
+
+class _SpawnFailed:
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+@dataclass(eq=False)
+class _Worker:
+    worker_id: int
+    process: asyncio.subprocess.Process
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    stderr_tail: bytearray = field(default_factory=bytearray)
+    stderr_task: asyncio.Task[None] | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def kill_group(self) -> None:
+        """SIGKILL the worker's whole process group: the phase's children go too."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
+
+    def stderr_text(self) -> str:
+        return self.stderr_tail.decode("utf-8", "replace").strip()
+
+
+@dataclass
+class _Attempt:
+    request: AttemptRequest
+    emit: Callable[[LiveEvent], None]
+    stage: str = "import"
+    last_traffic: float = 0.0
+    measurements: dict[str, MeasurementRecord] = field(default_factory=dict)
+    logs: list[LogLine] = field(default_factory=list)
+    attachments: list[AttachmentRecord] = field(default_factory=list)
+
+    def send(self, event: LiveEvent) -> None:
+        try:
+            self.emit(event)
+        except Exception:  # a broken consumer must not break the attempt
+            _log.exception("live event consumer failed")
+
+    def add_log(self, line: LogLine) -> None:
+        self.logs.append(line)
+        self.send(LiveLog(self.request.job_id, line))
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def child_environment(worker_id: int | None = None) -> dict[str, str]:
+    """§1 child environment: no PYTHONHOME/PYTHONPATH, unbuffered UTF-8 output."""
+    env = dict(os.environ)
+    env.pop("PYTHONHOME", None)
+    env.pop("PYTHONPATH", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONIOENCODING"] = "utf-8"
+    if worker_id is not None:
+        env["WORKER_ID"] = str(worker_id)
+    return env
+
+
+def _signal_name(returncode: int) -> str:
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
+
+
+def _timeout_seconds(phase: PhaseSpec) -> int:
+    return max(1, round((phase.timeout_ms or 0) / 1000))
+
+
+class WorkerPool:
+    """Up to `size` long-lived worker processes; one attempt at a time on each.
+
+    Workers start lazily (the first one as soon as `start()` is called, so its
+    interpreter start-up overlaps whatever the caller does next) and are replaced
+    whenever one is killed (timeout, cancellation) or dies (crash, os._exit).
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedProcedure,
+        size: int,
+        emit: Callable[[LiveEvent], None],
+        *,
+        attachments_dir: Path | None = None,
+        import_stall_s: float = IMPORT_STALL_S,
+        handshake_s: float = HANDSHAKE_S,
+        prestart: int = 1,
+    ) -> None:
+        self.loaded = loaded
+        self.size = max(1, size)
+        self.emit = emit
+        self.attachments_dir = attachments_dir or Path(tempfile.mkdtemp(prefix="tofu-attachments-"))
+        self.import_stall_s = import_stall_s
+        self.handshake_s = handshake_s
+        self.prestart = prestart
+        self.directory = Path(loaded.directory).resolve()
+        self._idle: asyncio.Queue[_Worker | _SpawnFailed] = asyncio.Queue()
+        self._count = 0  # live + starting workers
+        self._workers: set[_Worker] = set()
+        self._spawning: set[asyncio.Task[None]] = set()
+        self._free_ids: list[int] = []
+        self._next_id = 0
+        self._closed = False
+        self._refs: dict[str, tuple[str | None, str | None, str, str, str | None]] = {}
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for _ in range(min(self.prestart, self.size) - self._count):
+            self._spawn_in_background()
+
+    async def close(self) -> None:
+        self._closed = True
+        for task in list(self._spawning):
+            task.cancel()
+        for task in list(self._spawning):
+            with contextlib.suppress(BaseException):
+                await task
+        workers = list(self._workers)
+        for w in workers:
+            with contextlib.suppress(Exception):
+                w.writer.close()  # EOF: an idle worker exits on its own
+        for w in workers:
+            try:
+                await asyncio.wait_for(w.process.wait(), 2.0)
+            except TimeoutError:
+                pass
+            w.kill_group()  # and whatever its phases left running
+            await self._reap(w)
+        self._workers.clear()
+
+    async def __aenter__(self) -> WorkerPool:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _take_id(self) -> int:
+        if self._free_ids:
+            return self._free_ids.pop()
+        self._next_id += 1
+        return self._next_id - 1
+
+    def _spawn_in_background(self) -> None:
+        self._count += 1
+        task = asyncio.ensure_future(self._spawn_into_queue())
+        self._spawning.add(task)
+        task.add_done_callback(self._spawning.discard)
+
+    async def _spawn_into_queue(self) -> None:
+        worker_id = self._take_id()
+        try:
+            w = await self._spawn(worker_id)
+        except asyncio.CancelledError:
+            self._count -= 1
+            raise
+        except Exception as exc:
+            self._count -= 1
+            self._free_ids.append(worker_id)
+            self._idle.put_nowait(_SpawnFailed(str(exc)))
+            return
+        if self._closed:
+            w.kill_group()
+            await self._reap(w)
+            return
+        self._idle.put_nowait(w)
+
+    async def _spawn(self, worker_id: int) -> _Worker:
+        interpreter = str(self.loaded.interpreter)
+        parent, child = socket.socketpair()
+        try:
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    interpreter,
+                    str(WORKER_SCRIPT),
+                    str(self.directory),
+                    str(child.fileno()),
+                    cwd=self.directory,
+                    env=child_environment(worker_id),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.PIPE,
+                    pass_fds=(child.fileno(),),
+                    start_new_session=True,
+                )
+            finally:
+                child.close()
+        except OSError as exc:
+            parent.close()
+            raise RuntimeError(
+                f"Could not start a worker with the interpreter {interpreter}: {exc}. "
+                "Check the procedure's venv (or `uv python find`)."
+            ) from None
+        reader, writer = await asyncio.open_unix_connection(sock=parent, limit=STREAM_LIMIT)
+        w = _Worker(worker_id, process, reader, writer)
+        w.stderr_task = asyncio.ensure_future(self._drain_stderr(w))
+        self._workers.add(w)
+        try:
+            line = await asyncio.wait_for(reader.readline(), self.handshake_s)
+        except TimeoutError:
+            line = b""
+        if not line.startswith(b'{"t":"ready"'):
+            w.kill_group()
+            await self._reap(w)
+            detail = w.stderr_text()
+            raise RuntimeError(
+                f"The worker process (interpreter {interpreter}) did not start"
+                + (f": {detail}" if detail else ".")
+            )
+        return w
+
+    async def _drain_stderr(self, w: _Worker) -> None:
+        stream = w.process.stderr
+        if stream is None:
+            return
+        while True:
+            chunk = await stream.read(65536)
+            if not chunk:
+                return
+            w.stderr_tail += chunk
+            if len(w.stderr_tail) > STDERR_TAIL:
+                del w.stderr_tail[: len(w.stderr_tail) - STDERR_TAIL]
+
+    async def _reap(self, w: _Worker) -> None:
+        with contextlib.suppress(Exception):
+            w.writer.close()
+        try:
+            await asyncio.wait_for(w.process.wait(), 5.0)
+        except TimeoutError:
+            w.kill_group()
+        if w.stderr_task is not None:
+            try:
+                await asyncio.wait_for(w.stderr_task, 1.0)
+            except (TimeoutError, asyncio.CancelledError):
+                pass
+        self._workers.discard(w)
+
+    async def _discard(self, w: _Worker) -> None:
+        """Kill a worker that can no longer be trusted and start its replacement."""
+        w.kill_group()
+        await self._reap(w)
+        self._count -= 1
+        self._free_ids.append(w.worker_id)
+        if not self._closed:
+            self._spawn_in_background()
+
+    async def _acquire(self) -> _Worker | _SpawnFailed:
+        if self._idle.empty() and self._count < self.size:
+            self._spawn_in_background()
+        return await self._idle.get()
+
+    # -- attempts -------------------------------------------------------------------
+
+    async def run_attempt(
+        self, request: AttemptRequest, emit: Callable[[LiveEvent], None] | None = None
+    ) -> AttemptResult:
+        """Run one attempt; live events go to `emit` (default: the pool's)."""
+        attempt = _Attempt(request, emit or self.emit)
+        started = datetime.now(UTC)
+        if request.phase.executable is not None:
+            return await self._run_shell(attempt, started)
+        loop = asyncio.get_running_loop()
+        try:
+            got = await self._wait_until(self._acquire(), request.deadline)
+        except _Deadline:
+            return self._timed_out(attempt, started)
+        if isinstance(got, _SpawnFailed):
+            return self._error(attempt, started, got.message)
+        w = got
+        attempt.last_traffic = loop.time()
+        pump = asyncio.ensure_future(self._pump(w, attempt))
+        try:
+            outcome = await self._watch(w, attempt, pump)
+        except asyncio.CancelledError:
+            pump.cancel()
+            await self._discard(w)
+            raise
+        if outcome == "timeout":
+            pump.cancel()
+            await self._discard(w)
+            return self._timed_out(attempt, started)
+        if outcome == "stall":
+            pump.cancel()
+            await self._discard(w)
+            return self._error(
+                attempt,
+                started,
+                f"Importing the phase module produced no activity for {self.import_stall_s:g} "
+                "seconds; the worker was replaced.",
+            )
+        done: dict[str, Any] | str | None = None
+        try:
+            done = pump.result()
+        except Exception as exc:
+            done = f"The worker's messages could not be read ({exc}); the worker was replaced."
+        if isinstance(done, dict):
+            self._idle.put_nowait(w)
+            return self._finish(attempt, started, done)
+        # The channel closed (or broke) before the attempt finished: the worker died.
+        if done is None:
+            try:
+                await asyncio.wait_for(w.process.wait(), 5.0)
+            except TimeoutError:
+                pass
+            await self._discard(w)
+            message = self._crash_message(w, request)
+        else:
+            await self._discard(w)
+            message = done
+        return self._error(attempt, started, message)
+
+    async def _watch(self, w: _Worker, attempt: _Attempt, pump: asyncio.Future[Any]) -> str:
+        """Wait for the pump; returns 'done', 'timeout' or 'stall'."""
+        loop = asyncio.get_running_loop()
+        deadline = attempt.request.deadline
+        warn_at = None
+        if deadline is not None:
+            warn_at = loop.time() + WARN_FRACTION * (deadline - time.monotonic())
+            deadline = loop.time() + (deadline - time.monotonic())
+        while True:
+            now = loop.time()
+            waits = []
+            if deadline is not None:
+                if now >= deadline:
+                    return "timeout"
+                waits.append(deadline - now)
+                if warn_at is not None:
+                    if now >= warn_at:
+                        self._warn(attempt)
+                        warn_at = None
+                    else:
+                        waits.append(warn_at - now)
+            if attempt.stage == "import":
+                stall_at = attempt.last_traffic + self.import_stall_s
+                if now >= stall_at:
+                    return "stall"
+                waits.append(stall_at - now)
+            done, _ = await asyncio.wait({pump}, timeout=min(waits) if waits else None)
+            if done:
+                return "done"
+
+    def _warn(self, attempt: _Attempt) -> None:
+        phase = attempt.request.phase
+        attempt.send(
+            LiveEngineWarning(
+                attempt.request.job_id,
+                f"Phase '{phase.key}' has used 75% of its {_timeout_seconds(phase)} s timeout.",
+            )
+        )
+
+    async def _pump(self, w: _Worker, attempt: _Attempt) -> dict[str, Any] | None:
+        """Send the job, then turn the worker's messages into results and live events."""
+        request = attempt.request
+        w.writer.write(self._job_message(request))
+        loop = asyncio.get_running_loop()
+        job_id = request.job_id
+        while True:
+            line = await w.reader.readline()
+            if not line:
+                return None
+            attempt.last_traffic = loop.time()
+            msg = json.loads(line)
+            kind = msg["t"]
+            if kind == "log":
+                for level, ts, message, file, lineno in msg["l"]:
+                    attempt.add_log(LogLine(level, _utc(ts), message, file, lineno))
+            elif kind == "m":
+                record = _record(msg["k"], msg["r"])
+                attempt.measurements[record.key] = record
+                attempt.send(LiveMeasurement(job_id, record.key, record))
+            elif kind == "ui":
+                attempt.send(LiveUiUpdate(job_id, msg["k"], msg.get("v")))
+            elif kind == "att":
+                att = AttachmentRecord(msg["n"], Path(msg["p"]), int(msg["s"]))
+                attempt.attachments.append(att)
+                attempt.send(LiveAttachment(job_id, att))
+            elif kind == "imp":
+                attempt.stage = "import"
+            elif kind == "body":
+                attempt.stage = "body"
+            elif kind == "need":
+                w.writer.write(self._give_message(request, msg["names"]))
+            elif kind == "done":
+                return msg  # type: ignore[no-any-return]
+
+    def _reference(self, phase: PhaseSpec) -> tuple[str | None, str | None, str, str, str | None]:
+        """(file, module, package, callable, refusal) for a phase, cached by reference."""
+        text = phase.python or ""
+        cached = self._refs.get(text)
+        if cached is not None:
+            return cached
+        from tofu_tui.procedure.references import ReferenceError_, parse_reference
+
+        try:
+            ref = parse_reference(text, self.directory, "phase")
+        except ReferenceError_ as exc:
+            result: tuple[str | None, str | None, str, str, str | None] = (None, None, "", "", str(exc))
+        else:
+            file = ref.file
+            module = ref.module
+            if module is None:
+                try:
+                    rel = file.resolve().relative_to(self.directory)
+                    module = ".".join(rel.with_suffix("").parts)
+                except ValueError:
+                    module = None
+            package = module.rpartition(".")[0] if module else ""
+            fallback = None if ref.tree_bound else ref.module
+            result = (str(file), module if file.is_file() else fallback, package, ref.callable, None)
+            if not file.is_file() and fallback is None:
+                result = (None, None, "", "", f"Phase file not found: {file}")
+        self._refs[text] = result
+        return result
+
+    def _job_message(self, request: AttemptRequest) -> bytes:
+        file, module, package, name, refusal = self._reference(request.phase)
+        ctx = {
+            "slot_id": request.slot_id,
+            "job_id": request.job_id,
+            "retry_count": request.retry_count,
+            "retry_limit": request.retry_limit,
+            "run_metadata": request.run_metadata,
+            "unit": request.unit,
+            "attachments_dir": str(self.attachments_dir),
+            "deadline_s": None
+            if request.deadline is None
+            else max(0.0, request.deadline - time.monotonic()),
+        }
+        msg = {
+            "t": "job",
+            "id": request.job_id,
+            "key": request.phase.key,
+            "file": file,
+            "module": module,
+            "package": package,
+            "callable": name,
+            "refusal": refusal,
+            "ctx": ctx,
+        }
+        return (json.dumps(msg, separators=(",", ":"), default=str) + "\n").encode()
+
+    def _give_message(self, request: AttemptRequest, names: list[str]) -> bytes:
+        results = {}
+        plugs = {}
+        lower_plugs = {k.lower(): k for k in request.plugs}
+        for name in names:
+            view = request.results.get(name)
+            if view is not None:
+                results[name] = {
+                    "outcome": view.outcome,
+                    "duration_ms": view.duration_ms,
+                    "measurements": {
+                        k: _record_dict(r) for k, r in view.measurements.items()
+                    },
+                }
+                continue
+            plug_key = lower_plugs.get(name.lower())
+            if plug_key is not None:
+                plugs[plug_key] = _address_json(request.plugs[plug_key])
+        msg = {
+            "t": "give",
+            "results": results,
+            "plugs": plugs,
+            "avail_results": sorted(request.results),
+            "avail_plugs": sorted(request.plugs),
+        }
+        return (json.dumps(msg, separators=(",", ":"), default=str) + "\n").encode()
+
+    def _finish(self, attempt: _Attempt, started: datetime, done: dict[str, Any]) -> AttemptResult:
+        request = attempt.request
+        return AttemptResult(
+            started_at=started,
+            ended_at=datetime.now(UTC),
+            error=done.get("error"),
+            timed_out=False,
+            signal=done.get("signal"),
+            signal_message=done.get("smsg"),
+            exit_code=None,
+            measurements=attempt.measurements,
+            logs=attempt.logs,
+            attachments=attempt.attachments,
+            unit=done.get("unit") or request.unit,
+            run_metadata=rmeta if isinstance(rmeta := done.get("rmeta"), dict) else request.run_metadata,
+        )
+
+    def _error(self, attempt: _Attempt, started: datetime, message: str) -> AttemptResult:
+        request = attempt.request
+        attempt.add_log(LogLine("ERROR", datetime.now(UTC), message, "", 0))
+        return AttemptResult(
+            started_at=started,
+            ended_at=datetime.now(UTC),
+            error=message,
+            timed_out=False,
+            signal=None,
+            signal_message=None,
+            exit_code=None,
+            measurements=attempt.measurements,
+            logs=attempt.logs,
+            attachments=attempt.attachments,
+            unit=request.unit,
+            run_metadata=request.run_metadata,
+        )
+
+    def _timed_out(self, attempt: _Attempt, started: datetime) -> AttemptResult:
+        """§8: one ERROR line instead of the logs, no measurements, back-dated start."""
+        request = attempt.request
+        ended = datetime.now(UTC)
+        seconds = _timeout_seconds(request.phase)
+        if request.phase.timeout_ms:
+            started = min(started, ended - timedelta(milliseconds=request.phase.timeout_ms))
+        line = LogLine("ERROR", ended, f"Phase timed out after {seconds} seconds", "", 0)
+        attempt.send(LiveLog(request.job_id, line))
+        return AttemptResult(
+            started_at=started,
+            ended_at=ended,
+            error=None,
+            timed_out=True,
+            signal=None,
+            signal_message=None,
+            exit_code=None,
+            measurements={},
+            logs=[line],
+            attachments=attempt.attachments,
+            unit=request.unit,
+            run_metadata=request.run_metadata,
+        )
+
+    def _crash_message(self, w: _Worker, request: AttemptRequest) -> str:
+        code = w.process.returncode
+        phase = request.phase.key
+        if code is None:
+            what = "closed its channel"
+        elif code < 0:
+            what = f"was killed by {_signal_name(code)}"
+        else:
+            what = f"exited with code {code}"
+        message = (
+            f"The worker process running phase '{phase}' {what} (the phase called os._exit, "
+            "crashed its interpreter or was killed); the worker was replaced."
+        )
+        detail = w.stderr_text()
+        if detail:
+            message += "\n" + detail
+        return message
+
+    @staticmethod
+    async def _wait_until(awaitable: Any, deadline: float | None) -> Any:
+        if deadline is None:
+            return await awaitable
+        try:
+            return await asyncio.wait_for(awaitable, max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            raise _Deadline() from None
+
+    # -- shell phases ---------------------------------------------------------------
+
+    async def _run_shell(self, attempt: _Attempt, started: datetime) -> AttemptResult:
+        request = attempt.request
+        spec = request.phase.executable
+        assert spec is not None
+        shell = spec.shell or ("powershell" if os.name == "nt" else "sh")
+        program = shutil.which(shell)
+        if program is None:
+            return self._error(
+                attempt,
+                started,
+                f"The shell '{shell}' for phase '{request.phase.key}' was not found on PATH; "
+                "install it or set `executable.shell` to one that is installed (bash, sh, zsh, "
+                "powershell, pwsh, cmd).",
+            )
+        argv = _shell_argv(shell, program, spec.command)
+        cwd = self.directory
+        if spec.working_directory:
+            wd = Path(spec.working_directory).expanduser()
+            cwd = wd if wd.is_absolute() else self.directory / wd
+            if not cwd.is_dir():
+                return self._error(
+                    attempt,
+                    started,
+                    f"The working directory '{spec.working_directory}' of phase "
+                    f"'{request.phase.key}' does not exist (resolved to {cwd}).",
+                )
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                cwd=cwd,
+                env=child_environment(),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            return self._error(attempt, started, f"Could not run the shell '{shell}': {exc}")
+        capture = _ShellCapture(attempt)
+        assert process.stdout is not None and process.stderr is not None
+        readers = asyncio.gather(
+            capture.read(process.stdout, "INFO"), capture.read(process.stderr, "ERROR")
+        )
+        waiter = asyncio.ensure_future(self._shell_wait(process, readers))
+
+        def kill() -> None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = request.deadline
+            if deadline is None:
+                await waiter
+            else:
+                remaining = deadline - time.monotonic()
+                done, _ = await asyncio.wait({waiter}, timeout=max(0.0, WARN_FRACTION * remaining))
+                if not done:
+                    self._warn(attempt)
+                    done, _ = await asyncio.wait(
+                        {waiter}, timeout=max(0.0, deadline - time.monotonic())
+                    )
+                if not done:
+                    kill()
+                    waiter.cancel()
+                    readers.cancel()
+                    with contextlib.suppress(BaseException):
+                        await process.wait()
+                    return self._timed_out(attempt, started)
+            del loop
+        except asyncio.CancelledError:
+            kill()
+            waiter.cancel()
+            readers.cancel()
+            raise
+        code = process.returncode
+        assert code is not None
+        capture.finish()
+        if code != 0:
+            reason = f"killed by {_signal_name(code)}" if code < 0 else f"exited with code {code}"
+            attempt.add_log(LogLine("ERROR", datetime.now(UTC), f"Command {reason}", "", 0))
+        return AttemptResult(
+            started_at=started,
+            ended_at=datetime.now(UTC),
+            error=None,
+            timed_out=False,
+            signal=None,
+            signal_message=None,
+            exit_code=code,
+            measurements={},
+            logs=attempt.logs,
+            attachments=[],
+            unit=request.unit,
+            run_metadata=request.run_metadata,
+        )
+
+    @staticmethod
+    async def _shell_wait(process: asyncio.subprocess.Process, readers: Any) -> None:
+        await process.wait()
+        # Background children may keep the pipes open: kill the group once the shell
+        # itself is done, then collect what was written.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        await readers
+
+
+class _Deadline(Exception):
+    pass
+
+
+def _shell_argv(shell: str, program: str, command: str) -> list[str]:
+    if shell in ("powershell", "pwsh"):
+        return [program, "-NoProfile", "-NonInteractive", "-Command", command]
+    if shell == "cmd":
+        return [program, "/d", "/s", "/c", command]
+    return [program, "-c", command]
+
+
+class _ShellCapture:
+    """Shell output as log lines: capped line length, bounded head and tail."""
+
+    def __init__(self, attempt: _Attempt) -> None:
+        self.attempt = attempt
+        self.count = 0
+        self.dropped = 0
+        self.tail: collections.deque[LogLine] = collections.deque(maxlen=SHELL_TAIL_LINES)
+
+    def line(self, level: str, raw: bytes) -> None:
+        text = raw.decode("utf-8", "replace").strip()
+        if not text:
+            return
+        if len(text) > SHELL_LINE_CAP:
+            text = f"{text[:SHELL_LINE_CAP]} [... {len(text) - SHELL_LINE_CAP} characters cut]"
+        entry = LogLine(level, datetime.now(UTC), text, "", 0)
+        if self.count < SHELL_HEAD_LINES:
+            self.count += 1
+            self.attempt.add_log(entry)
+        else:
+            if len(self.tail) == SHELL_TAIL_LINES:
+                self.dropped += 1
+            self.tail.append(entry)
+
+    async def read(self, stream: asyncio.StreamReader, level: str) -> None:
+        buf = bytearray()
+        overflow = False
+        while True:
+            chunk = await stream.read(65536)
+            if not chunk:
+                break
+            buf += chunk
+            while True:
+                nl = buf.find(b"\n")
+                if nl < 0:
+                    break
+                if not overflow:
+                    self.line(level, bytes(buf[:nl]))
+                overflow = False
+                del buf[: nl + 1]
+            if len(buf) > SHELL_LINE_CAP * 4:
+                # A line with no end in sight (binary output): log its start, skip the rest.
+                if not overflow:
+                    self.line(level, bytes(buf))
+                overflow = True
+                buf.clear()
+        if buf and not overflow:
+            self.line(level, bytes(buf))
+
+    def finish(self) -> None:
+        if self.dropped:
+            self.attempt.add_log(
+                LogLine(
+                    "WARNING",
+                    datetime.now(UTC),
+                    f"[{self.dropped} log lines omitted: the command wrote more than "
+                    f"{SHELL_HEAD_LINES + SHELL_TAIL_LINES} lines]",
+                    "",
+                    0,
+                )
+            )
+        for entry in self.tail:
+            self.attempt.add_log(entry)
+        self.tail.clear()
+
+
+def _record(key: str, data: dict[str, Any]) -> MeasurementRecord:
+    from tofu_tui.procedure.evaluate import MeasurementRecord
+
+    return MeasurementRecord(key=key, **data)
+
+
+def _record_dict(record: Any) -> dict[str, Any]:
+    if hasattr(record, "model_dump"):
+        return record.model_dump(mode="json")  # type: ignore[no-any-return]
+    return dict(record)
+
+
+def _address_json(address: Any) -> Any:
+    if hasattr(address, "model_dump"):
+        return address.model_dump(mode="json")
+    if dataclasses.is_dataclass(address) and not isinstance(address, type):
+        return dataclasses.asdict(address)
+    return address

@@ -1,0 +1,494 @@
+"""§6 scheduling: jobs, their order, dispatch, retries, cancellation and teardown.
+
+One job per (phase, slot), or one per execution-wide setup/teardown phase. The scheduler
+knows nothing about workers or prompts: it calls `run_job(job)` for one attempt and gets
+back the attempt's outcome; everything else (what runs when, retries, what a *stop*
+cancels, the shutdown teardown budget) is decided here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from tofu_tui.procedure.outcomes import (
+    DEFAULT_RETRY_LIMIT,
+    EngineOutcome,
+    NextAction,
+    next_action,
+)
+
+if TYPE_CHECKING:
+    from tofu_tui.procedure.schema import PhaseSpec, ProcedureSpec
+
+Stage = Literal["setup", "main", "teardown"]
+JobState = Literal["waiting", "running", "delayed", "done", "cancelled"]
+
+STAGES: tuple[Stage, ...] = ("setup", "main", "teardown")
+SHUTDOWN_TEARDOWN_WORKERS = 2
+SHUTDOWN_TEARDOWN_BUDGET_S = 30.0
+# After an operator stop, running phases get this long to end on their own (their prompts
+# are closed at once) before their workers are killed so teardown can start.
+STOP_GRACE_S = 3.0
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    """What the scheduler needs back from one attempt."""
+
+    outcome: EngineOutcome
+    error: str | None = None
+    record: Any = None  # the executor's full attempt record, kept in order
+
+
+@dataclass
+class Job:
+    id: str
+    phase: PhaseSpec
+    slot: str | None  # slot key; None for an execution-wide phase
+    stage: Stage
+    rank: float  # queue position; retries jump to the front
+    slot_index: int  # -1 for execution-wide
+    deps: set[str] = field(default_factory=set)
+    state: JobState = "waiting"
+    retry_count: int = 0
+    attempts: list[AttemptOutcome] = field(default_factory=list)
+    final_action: NextAction | None = None
+
+    @property
+    def key(self) -> str:
+        return self.phase.key
+
+    @property
+    def execution_wide(self) -> bool:
+        return self.slot_index < 0
+
+    @property
+    def final(self) -> bool:
+        return self.state in ("done", "cancelled")
+
+    @property
+    def retry_limit(self) -> int:
+        return self.phase.retry.limit if self.phase.retry else DEFAULT_RETRY_LIMIT
+
+
+def _execution_wide(phase: PhaseSpec, stage: Stage) -> bool:
+    return stage != "main" and getattr(phase, "scope", "slot") == "execution"
+
+
+def build_jobs(spec: ProcedureSpec, slots: list[str | None]) -> list[Job]:
+    """All jobs with their explicit `depends_on` edges, in queue order (§6)."""
+    strategy = spec.execution.strategy
+    rank = itertools.count()
+    jobs: list[Job] = []
+
+    def add(phase: PhaseSpec, stage: Stage, slot: str | None, slot_index: int) -> None:
+        job_id = f"{stage}:{phase.key}@{slot if slot is not None else '*'}"
+        # setup/teardown keys are not checked for duplicates: keep ids unique anyway
+        n = 2
+        base = job_id
+        while any(j.id == job_id for j in jobs):
+            job_id = f"{base}#{n}"
+            n += 1
+        jobs.append(Job(job_id, phase, slot, stage, next(rank), slot_index))
+
+    def stage_phases(stage: Stage) -> list[PhaseSpec]:
+        return list(getattr(spec, stage))
+
+    for phase in stage_phases("setup"):
+        if _execution_wide(phase, "setup"):
+            add(phase, "setup", None, -1)
+    if strategy == "slot_first":
+        for index, slot in enumerate(slots):
+            for stage in STAGES:
+                for phase in stage_phases(stage):
+                    if not _execution_wide(phase, stage):
+                        add(phase, stage, slot, index)
+    else:
+        for stage in STAGES:
+            for phase in stage_phases(stage):
+                if _execution_wide(phase, stage):
+                    continue
+                for index, slot in enumerate(slots):
+                    add(phase, stage, slot, index)
+    for phase in stage_phases("teardown"):
+        if _execution_wide(phase, "teardown"):
+            add(phase, "teardown", None, -1)
+
+    # Explicit edges resolve within a slot, or among execution-wide phases; forward edges
+    # count too (Q2). An edge to a later stage could never be satisfied: ignored.
+    order = {stage: i for i, stage in enumerate(STAGES)}
+    for job in jobs:
+        peers = [j for j in jobs if j.slot_index == job.slot_index and j is not job]
+        for dep_key in job.phase.depends_on:
+            candidates = [p for p in peers if p.key == dep_key and order[p.stage] <= order[job.stage]]
+            if not candidates:
+                continue  # disabled or unresolved: ignored
+            same_stage = [p for p in candidates if p.stage == job.stage]
+            job.deps.add((same_stage or candidates)[0].id)
+    return jobs
+
+
+RunJob = Callable[[Job], Awaitable[AttemptOutcome]]
+
+
+class Scheduler:
+    """Runs the jobs of one execution. Drive it with `await run()`."""
+
+    def __init__(
+        self,
+        spec: ProcedureSpec,
+        slots: list[str | None],
+        run_job: RunJob,
+        *,
+        workers: int | None = None,
+        on_stop_action: Callable[[], None] | None = None,
+        on_shutdown: Callable[[], Awaitable[None]] | None = None,
+        record_unfinished: Callable[[Job, str], AttemptOutcome] | None = None,
+        teardown_budget_s: float = SHUTDOWN_TEARDOWN_BUDGET_S,
+        stop_grace_s: float = STOP_GRACE_S,
+    ) -> None:
+        self.spec = spec
+        self.jobs = build_jobs(spec, slots)
+        self.by_id = {job.id: job for job in self.jobs}
+        self.run_job = run_job
+        self.workers = workers or spec.execution.workers
+        self.on_stop_action = on_stop_action  # close prompts of running phases
+        self.on_shutdown = on_shutdown  # swap in fresh teardown workers
+        self.record_unfinished = record_unfinished
+        self.teardown_budget_s = teardown_budget_s
+        self.stop_grace_s = stop_grace_s
+        self.strategy = spec.execution.strategy
+        self.slot_count = len(slots)
+        self.active_slot = 0  # slot_first: the slot currently allowed to run
+        self._front = itertools.count(1)
+        self._tasks: dict[asyncio.Task[AttemptOutcome], Job] = {}
+        self._timers: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        # run-level facts for §7.4
+        self.operator_stop = False
+        self.abort_error = False  # plug start failure: teardown on fresh workers, run ERROR
+        self.stop_action_taken = False
+        self.stop_action_without_teardown = False
+        self.killed = False
+        self._shutdown_started = False
+        self._shutdown_deadline: float | None = None
+        self._stop_requested_at: float | None = None
+
+    # --- external control ---------------------------------------------------------
+    def stop(self) -> None:
+        """Operator stop: queued non-teardown jobs are cancelled; teardown still runs."""
+        if self.operator_stop or self.killed:
+            return
+        self.operator_stop = True
+        self._stop_requested_at = time.monotonic()
+        self._cancel_queued(lambda job: True)
+        if self.on_stop_action:
+            self.on_stop_action()
+        self._wake.set()
+
+    def abort(self) -> None:
+        """A plug failed to start: nothing new is dispatched, teardown still runs."""
+        if self.abort_error or self.killed:
+            return
+        self.abort_error = True
+        self._stop_requested_at = time.monotonic()
+        self._cancel_queued(lambda job: True)
+        self._wake.set()
+
+    def kill(self) -> None:
+        """Force kill: nothing more runs, not even teardown."""
+        self.killed = True
+        for job in self.jobs:
+            if job.state in ("waiting", "delayed"):
+                job.state = "cancelled"
+        for task in list(self._tasks):
+            task.cancel()
+        for timer in list(self._timers):
+            timer.cancel()
+        self._wake.set()
+
+    @property
+    def shutting_down(self) -> bool:
+        return self.operator_stop or self.abort_error or self.stop_action_taken
+
+    # --- readiness ----------------------------------------------------------------
+    def _cancel_queued(self, which: Callable[[Job], bool]) -> None:
+        for job in self.jobs:
+            if job.stage != "teardown" and job.state in ("waiting", "delayed") and which(job):
+                if job.state == "delayed" and job.attempts:
+                    job.state = "done"  # its recorded attempt becomes the final one
+                else:
+                    job.state = "cancelled"
+
+    def _running(self) -> list[Job]:
+        return [job for job in self.jobs if job.state == "running"]
+
+    def _implicitly_ready(self, job: Job) -> bool:
+        def all_final(pred: Callable[[Job], bool]) -> bool:
+            return all(j.final for j in self.jobs if pred(j) and j is not job)
+
+        if job.execution_wide:
+            if job.stage == "setup":
+                return True
+            return all_final(lambda j: not (j.execution_wide and j.stage == "teardown"))
+        if self.strategy == "slot_first" and job.slot_index != self.active_slot:
+            return False
+        if not all_final(lambda j: j.execution_wide and j.stage == "setup"):
+            return False
+        mine = job.slot_index
+        if job.stage == "setup":
+            return True
+        if job.stage == "main":
+            return all_final(lambda j: j.slot_index == mine and j.stage == "setup")
+        # per-slot teardown: after the slot's setup and main, and no running job of the slot
+        if not all_final(lambda j: j.slot_index == mine and j.stage != "teardown"):
+            return False
+        return not any(
+            j.state == "running" and j.slot_index == mine and j.stage != "teardown"
+            for j in self.jobs
+        )
+
+    def _ready(self, job: Job, *, ignore_edges: bool = False) -> bool:
+        if job.state != "waiting" or not self._implicitly_ready(job):
+            return False
+        return ignore_edges or all(self.by_id[d].final for d in job.deps)
+
+    def _advance_slot(self) -> None:
+        if self.strategy != "slot_first":
+            return
+        while self.active_slot < self.slot_count - 1:
+            current = [j for j in self.jobs if j.slot_index == self.active_slot]
+            if all(j.final for j in current) and not self._running():
+                self.active_slot += 1
+            else:
+                return
+
+    def _capacity(self) -> int:
+        if self._shutdown_started:
+            return SHUTDOWN_TEARDOWN_WORKERS
+        return self.workers
+
+    def _pick(self) -> Job | None:
+        waiting = sorted((j for j in self.jobs if j.state == "waiting"), key=lambda j: j.rank)
+        for job in waiting:
+            if self._ready(job):
+                return job
+        if waiting and not self._tasks and not any(j.state == "delayed" for j in self.jobs):
+            # Only unchecked setup/teardown edges can form a cycle; never deadlock on one.
+            for job in waiting:
+                if self._ready(job, ignore_edges=True):
+                    return job
+        return None
+
+    # --- the loop -------------------------------------------------------------------
+    async def run(self) -> None:
+        try:
+            await self._loop()
+        finally:
+            for timer in list(self._timers):
+                timer.cancel()
+
+    async def _loop(self) -> None:
+        while True:
+            if self.killed:
+                await self._drain_cancelled()
+                return
+            if (self.operator_stop or self.abort_error) and not self._shutdown_started:
+                await self._enter_shutdown()
+                continue
+            if self._shutdown_deadline is not None and time.monotonic() >= self._shutdown_deadline:
+                await self._expire_shutdown()
+                return
+            self._advance_slot()
+            while len(self._tasks) < self._capacity():
+                job = self._pick()
+                if job is None:
+                    break
+                self._dispatch(job)
+            if all(j.final for j in self.jobs):
+                return
+            self._wake.clear()
+            waits: set[asyncio.Future[Any]] = set(self._tasks)
+            wake = asyncio.ensure_future(self._wake.wait())
+            waits.add(wake)
+            timeout = None
+            if self._shutdown_deadline is not None:
+                timeout = max(0.0, self._shutdown_deadline - time.monotonic())
+            done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if not wake.done():
+                wake.cancel()
+            for task, job in list(self._tasks.items()):
+                if task in done:
+                    del self._tasks[task]
+                    self._finish(job, task)
+
+    def _dispatch(self, job: Job) -> None:
+        job.state = "running"
+        task = asyncio.ensure_future(self.run_job(job))
+        self._tasks[task] = job
+
+    def _finish(self, job: Job, task: asyncio.Task[AttemptOutcome]) -> None:
+        if task.cancelled():
+            attempt = (
+                self.record_unfinished(job, "stopped")
+                if self.record_unfinished
+                else AttemptOutcome("STOP")
+            )
+        elif task.exception() is not None:
+            exc = task.exception()
+            attempt = AttemptOutcome("ERROR", f"Engine error while running the phase: {exc!r}")
+        else:
+            attempt = task.result()
+        job.attempts.append(attempt)
+        self._after_attempt(job, attempt)
+
+    def _after_attempt(self, job: Job, attempt: AttemptOutcome) -> None:
+        outcome = attempt.outcome
+        action = next_action(
+            outcome,
+            then=_then_map(job.phase),
+            on_first_failure=self.spec.execution.on_first_failure,
+        )
+        if action == "retry":
+            if self._can_retry(job):
+                job.state = "delayed"
+                delay_ms = job.phase.retry.delay_ms if job.phase.retry else None
+                if not delay_ms:
+                    self._requeue(job)
+                    return
+                timer = asyncio.ensure_future(self._requeue_after(job, (delay_ms or 0) / 1000))
+                self._timers.add(timer)
+                timer.add_done_callback(self._timers.discard)
+                return
+            action = "continue"  # a suppressed retry leaves the attempt final, and the run goes on
+        job.state = "done"
+        job.final_action = action
+        if job.stage == "setup" and outcome in ("FAIL", "ERROR", "TIMEOUT", "STOP"):
+            if job.execution_wide:
+                self._cancel_queued(lambda j: True)
+            else:
+                self._cancel_queued(lambda j: j.slot_index == job.slot_index)
+        if action == "stop":
+            self._take_stop_action(outcome)
+
+    def _take_stop_action(self, outcome: EngineOutcome) -> None:
+        teardown_queued = any(
+            j.stage == "teardown" and j.state in ("waiting", "delayed") for j in self.jobs
+        )
+        # Q1: a stop caused by a failure keeps the failure's outcome.
+        if not teardown_queued and outcome not in ("FAIL", "ERROR", "TIMEOUT"):
+            self.stop_action_without_teardown = True
+        self.stop_action_taken = True
+        self._cancel_queued(lambda j: True)
+        if self.on_stop_action:
+            self.on_stop_action()
+
+    def _can_retry(self, job: Job) -> bool:
+        if job.retry_count >= job.retry_limit:
+            return False
+        if self.killed:
+            return False
+        return job.stage == "teardown" or not self.shutting_down
+
+    async def _requeue_after(self, job: Job, delay_s: float) -> None:
+        if delay_s > 0:
+            await asyncio.sleep(delay_s)
+        self._requeue(job)
+
+    def _requeue(self, job: Job) -> None:
+        if job.state != "delayed":
+            return
+        job.retry_count += 1
+        job.rank = -next(self._front)
+        job.state = "waiting"
+        self._wake.set()
+
+    # --- shutdown (operator stop, plug start failure) -------------------------------
+    async def _enter_shutdown(self) -> None:
+        """Let running phases end (closing their prompts), then teardown on fresh workers."""
+        running = {t: j for t, j in self._tasks.items() if j.stage != "teardown"}
+        if running:
+            _, pending = await asyncio.wait(running, timeout=self.stop_grace_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+            for task in running:
+                job = self._tasks.pop(task)
+                self._finish(job, task)
+        # Delayed retries never happen now: their attempt is final.
+        for job in self.jobs:
+            if job.state == "delayed":
+                job.state = "done"
+        self._shutdown_started = True
+        if self.on_shutdown:
+            await self.on_shutdown()
+        self._shutdown_deadline = time.monotonic() + self.teardown_budget_s
+
+    async def _expire_shutdown(self) -> None:
+        reason = (
+            f"Teardown did not finish within the {self.teardown_budget_s:g} s allowed "
+            "after the run was stopped"
+        )
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks))
+        for task, job in list(self._tasks.items()):
+            self._tasks.pop(task)
+            job.attempts.append(self._unfinished(job, reason))
+            job.state = "done"
+        for job in self.jobs:
+            if job.state in ("waiting", "delayed"):
+                if job.stage == "teardown":
+                    job.attempts.append(self._unfinished(job, reason))
+                    job.state = "done"
+                else:
+                    job.state = "cancelled"
+
+    def _unfinished(self, job: Job, reason: str) -> AttemptOutcome:
+        if self.record_unfinished:
+            return self.record_unfinished(job, reason)
+        return AttemptOutcome("ERROR", reason)
+
+    async def _drain_cancelled(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        self._tasks.clear()
+        with contextlib.suppress(Exception):
+            for job in self.jobs:
+                if job.state == "running":
+                    job.state = "cancelled" if not job.attempts else "done"
+
+    # --- results ------------------------------------------------------------------
+    def final_attempts(self, slot_index: int | None = None) -> list[tuple[Job, AttemptOutcome]]:
+        """Each (phase, slot)'s final attempt; with `slot_index`, that slot's plus execution-wide."""
+        out = []
+        for job in self.jobs:
+            if not job.attempts or (job.state == "cancelled" and not job.attempts):
+                continue
+            if slot_index is not None and job.slot_index not in (slot_index, -1):
+                continue
+            out.append((job, job.attempts[-1]))
+        return out
+
+
+def _then_map(phase: PhaseSpec) -> dict[str, str | None] | None:
+    then = phase.then
+    if then is None:
+        return None
+    return {
+        "pass": getattr(then, "pass_", None),
+        "fail": then.fail,
+        "error": then.error,
+        "timeout": then.timeout,
+    }

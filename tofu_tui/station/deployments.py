@@ -1,0 +1,284 @@
+"""Deployments: what each linked procedure runs, pulled from Git and switched between runs.
+
+For each linked procedure the server names one deployment (a commit). The station
+fetches it into a bare mirror, checks it out into `deployments/<procedure>/<sha>/`
+(never changed afterwards), builds its environment, and only then makes it the active
+version. A version that fails to fetch or install never replaces a good one; the
+reason is kept and reported. While a run of the procedure is in flight the new
+version is staged and becomes active when the run ends.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from tofu_tui.models.events import DeploymentPulled, Event
+from tofu_tui.models.status import DeploymentInfo, LinkedProcedure
+from tofu_tui.station import gitfetch, pyenv
+from tofu_tui.station.api_client import CurrentStation, DeploymentRef, ProcedureLink
+from tofu_tui.station.config import Credentials, GitSettings
+from tofu_tui.station.paths import StationPaths
+
+
+@dataclass(frozen=True)
+class ActiveVersion:
+    """What a run of a procedure starts with; it keeps it until it ends."""
+
+    procedure_id: str
+    procedure_name: str
+    deployment_id: str
+    sha: str
+    checkout: Path
+    directory: Path  # the folder holding procedure.yaml
+    python: str
+
+
+# A version that failed to fetch or install is tried again after this long (or on Pull).
+FAILED_RETRY_S = 300.0
+
+
+class ProcedureUnavailable(Exception):
+    """The procedure cannot run here now; the message says why."""
+
+
+def repository_url(ref: DeploymentRef) -> str | None:
+    repo = ref.repository
+    if repo.url:
+        return repo.url
+    if repo.owner and repo.name:
+        host = {"github": "github.com", "gitlab": "gitlab.com", "bitbucket": "bitbucket.org"}.get(
+            (repo.provider or "github").lower(), "github.com")
+        return f"https://{host}/{repo.owner}/{repo.name}.git"
+    return None
+
+
+def _parse_dt(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+class DeploymentManager:
+    def __init__(self, paths: StationPaths, conn: sqlite3.Connection, *, git: GitSettings | None = None,
+                 credentials: Credentials | None = None, keep_versions: int = 3,
+                 emit: Callable[[Event], None] = lambda e: None, clock: Callable[[], float] = time.time) -> None:
+        self.paths = paths
+        self.conn = conn
+        self.git = git or GitSettings()
+        self.credentials = credentials
+        self.keep_versions = keep_versions
+        self.emit = emit
+        self.clock = clock
+        # Deployment ids used by runs in flight: never collected, never switched away under them.
+        self.in_use: dict[str, int] = {}
+        self.busy_procedures: dict[str, int] = {}
+        self._lock = threading.RLock()
+
+    # --- sync -------------------------------------------------------------------------
+    def sync(self, current: CurrentStation, *, force: bool = False) -> None:
+        """Bring local state in line with `stations/current`. Blocking (git, uv).
+        A version that failed is tried again on `force` (a Pull) or after a while."""
+        with self._lock:
+            now = self.clock()
+            linked = {p.id for p in current.procedures}
+            for link in current.procedures:
+                self.conn.execute(
+                    "INSERT INTO procedures(procedure_id, name, identifier, linked, wanted_deployment_id, updated_at) "
+                    "VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT(procedure_id) DO UPDATE SET name = excluded.name, "
+                    "identifier = excluded.identifier, linked = 1, "
+                    "wanted_deployment_id = excluded.wanted_deployment_id, updated_at = excluded.updated_at",
+                    (link.id, link.name, link.identifier, link.deployment.id if link.deployment else None, now))
+            for row in self.conn.execute("SELECT procedure_id FROM procedures WHERE linked = 1").fetchall():
+                if row["procedure_id"] not in linked:
+                    # Unlinked: no new runs; a run in flight keeps its version.
+                    self.conn.execute("UPDATE procedures SET linked = 0, staged_deployment_id = NULL, "
+                                      "updated_at = ? WHERE procedure_id = ?", (now, row["procedure_id"]))
+            for link in current.procedures:
+                if link.deployment is not None:
+                    self._ensure(link, link.deployment, force)
+            self.collect_garbage()
+
+    def _ensure(self, link: ProcedureLink, ref: DeploymentRef, force: bool) -> None:
+        row = self.conn.execute("SELECT * FROM deployments WHERE deployment_id = ?", (ref.id,)).fetchone()
+        if row is None or row["status"] != "ready" or not Path(row["checkout"] or "/nonexistent").is_dir():
+            recent_failure = (row is not None and row["status"] == "failed" and row["sha"] == ref.commit.sha
+                              and self.clock() - row["updated_at"] < FAILED_RETRY_S)
+            if recent_failure and not force:
+                return
+            self._prepare(link, ref, previous_error=row["error"] if row is not None else None)
+            row = self.conn.execute("SELECT * FROM deployments WHERE deployment_id = ?", (ref.id,)).fetchone()
+        if row is None or row["status"] != "ready":
+            return
+        proc = self.conn.execute("SELECT * FROM procedures WHERE procedure_id = ?", (link.id,)).fetchone()
+        if proc["active_deployment_id"] == ref.id:
+            if proc["staged_deployment_id"] is not None or proc["last_error"] is not None:
+                self.conn.execute("UPDATE procedures SET staged_deployment_id = NULL, last_error = NULL "
+                                  "WHERE procedure_id = ?", (link.id,))
+            return
+        if self.busy_procedures.get(link.id):
+            if proc["staged_deployment_id"] != ref.id:
+                self.conn.execute("UPDATE procedures SET staged_deployment_id = ?, last_error = NULL "
+                                  "WHERE procedure_id = ?", (ref.id, link.id))
+                self.emit(DeploymentPulled(procedure_id=link.id, deployment_id=ref.id, sha=ref.commit.sha,
+                                           status="staged", message="active when the run in flight ends"))
+            return
+        self._activate(link.id, ref.id, ref.commit.sha)
+
+    def _activate(self, procedure_id: str, deployment_id: str, sha: str) -> None:
+        self.conn.execute("UPDATE procedures SET active_deployment_id = ?, staged_deployment_id = NULL, "
+                          "last_error = NULL, updated_at = ? WHERE procedure_id = ?",
+                          (deployment_id, self.clock(), procedure_id))
+        self.conn.execute("UPDATE deployments SET last_used_at = ? WHERE deployment_id = ?",
+                          (self.clock(), deployment_id))
+        self.emit(DeploymentPulled(procedure_id=procedure_id, deployment_id=deployment_id, sha=sha, status="active"))
+
+    def _prepare(self, link: ProcedureLink, ref: DeploymentRef, previous_error: str | None = None) -> None:
+        sha = ref.commit.sha
+        url = repository_url(ref)
+        now = self.clock()
+        self.conn.execute(
+            "INSERT INTO deployments(deployment_id, procedure_id, sha, message, branch, deployed_at, repo_url, subpath, "
+            "status, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'fetching', ?) ON CONFLICT(deployment_id) DO UPDATE "
+            "SET sha = excluded.sha, status = 'fetching', error = NULL, updated_at = excluded.updated_at",
+            (ref.id, link.id, sha, ref.commit.message, ref.commit.branch, ref.deployed_at, url, ref.path or "", now))
+        checkout = self.paths.deployments / _safe(link.id) / sha
+        try:
+            if url is None:
+                raise gitfetch.GitError("the deployment names no repository URL")
+            # Another deployment of the same commit may already be ready: share its folder.
+            twin = self.conn.execute(
+                "SELECT * FROM deployments WHERE procedure_id = ? AND sha = ? AND status = 'ready' AND "
+                "subpath = ? AND deployment_id != ?", (link.id, sha, ref.path or "", ref.id)).fetchone()
+            if twin is not None and Path(twin["checkout"]).is_dir():
+                python = twin["python"]
+            else:
+                repo = gitfetch.fetch_commit(self.paths.repos, url, sha, self.git, self.credentials)
+                if checkout.exists():  # left half-made by a crash: never trusted
+                    gitfetch.remove_tree(checkout)
+                gitfetch.checkout(repo, sha, checkout)
+                directory = checkout / (ref.path or "")
+                if not (directory / "procedure.yaml").is_file() and not (directory / "procedure.yml").is_file():
+                    raise gitfetch.GitError(f"no procedure.yaml in {ref.path or 'the repository root'} at "
+                                            f"commit {sha[:12]}")
+                python = pyenv.prepare(directory, checkout)
+        except (gitfetch.GitError, pyenv.EnvError, OSError) as exc:
+            reason = str(exc)
+            self.conn.execute("UPDATE deployments SET status = 'failed', error = ?, updated_at = ? "
+                              "WHERE deployment_id = ?", (reason, self.clock(), ref.id))
+            self.conn.execute("UPDATE procedures SET last_error = ? WHERE procedure_id = ?", (reason, link.id))
+            if reason != previous_error:
+                    self.emit(DeploymentPulled(procedure_id=link.id, deployment_id=ref.id, sha=sha, status="failed",
+                                           message=reason))
+            return
+        self.conn.execute("UPDATE deployments SET status = 'ready', checkout = ?, python = ?, error = NULL, "
+                          "updated_at = ? WHERE deployment_id = ?", (str(checkout), python, self.clock(), ref.id))
+
+    # --- runs -------------------------------------------------------------------------
+    def resolve(self, id_or_name: str) -> sqlite3.Row:
+        rows = self.conn.execute("SELECT * FROM procedures WHERE procedure_id = ? OR name = ? OR identifier = ? "
+                                 "ORDER BY linked DESC", (id_or_name, id_or_name, id_or_name)).fetchall()
+        if not rows:
+            raise ProcedureUnavailable(f"No procedure {id_or_name!r} is linked to this station. `tofu-tui status` "
+                                       "lists the linked ones; `tofu-tui pull` syncs them.")
+        return rows[0]
+
+    def active(self, id_or_name: str) -> ActiveVersion:
+        with self._lock:
+            proc = self.resolve(id_or_name)
+            if not proc["linked"]:
+                raise ProcedureUnavailable(f"Procedure {proc['name']!r} is no longer linked to this station.")
+            if proc["active_deployment_id"] is None:
+                reason = f" ({proc['last_error']})" if proc["last_error"] else ""
+                raise ProcedureUnavailable(f"Procedure {proc['name']!r} has no deployment ready on this "
+                                           f"station yet{reason}.")
+            row = self.conn.execute("SELECT * FROM deployments WHERE deployment_id = ?",
+                                    (proc["active_deployment_id"],)).fetchone()
+            checkout = Path(row["checkout"])
+            return ActiveVersion(procedure_id=proc["procedure_id"], procedure_name=proc["name"],
+                                 deployment_id=row["deployment_id"], sha=row["sha"], checkout=checkout,
+                                 directory=checkout / (row["subpath"] or ""), python=row["python"])
+
+    def run_started(self, version: ActiveVersion) -> None:
+        with self._lock:
+            self.in_use[version.deployment_id] = self.in_use.get(version.deployment_id, 0) + 1
+            self.busy_procedures[version.procedure_id] = self.busy_procedures.get(version.procedure_id, 0) + 1
+
+    def run_ended(self, version: ActiveVersion) -> None:
+        """Release the version; a staged one becomes active now that no run uses the old."""
+        with self._lock:
+            for table, key in ((self.in_use, version.deployment_id), (self.busy_procedures, version.procedure_id)):
+                table[key] -= 1
+                if table[key] <= 0:
+                    del table[key]
+            if version.procedure_id in self.busy_procedures:
+                return
+            proc = self.conn.execute("SELECT * FROM procedures WHERE procedure_id = ?",
+                                     (version.procedure_id,)).fetchone()
+            if proc is not None and proc["staged_deployment_id"] and proc["linked"]:
+                row = self.conn.execute("SELECT sha FROM deployments WHERE deployment_id = ?",
+                                        (proc["staged_deployment_id"],)).fetchone()
+                self._activate(version.procedure_id, proc["staged_deployment_id"], row["sha"])
+
+    # --- housekeeping -----------------------------------------------------------------
+    def collect_garbage(self) -> list[Path]:
+        """Keep, per procedure, the active and staged versions and the most recent
+        others (instant rollback); remove the rest unless a run uses them."""
+        removed: list[Path] = []
+        with self._lock:
+            for proc in self.conn.execute("SELECT * FROM procedures").fetchall():
+                keep = {proc["active_deployment_id"], proc["staged_deployment_id"], proc["wanted_deployment_id"]}
+                ready = self.conn.execute(
+                    "SELECT * FROM deployments WHERE procedure_id = ? AND status = 'ready' "
+                    "ORDER BY COALESCE(last_used_at, updated_at) DESC", (proc["procedure_id"],)).fetchall()
+                spare = self.keep_versions
+                for row in ready:
+                    if row["deployment_id"] in keep or row["deployment_id"] in self.in_use:
+                        continue
+                    if spare > 0:
+                        spare -= 1
+                        continue
+                    shared = self.conn.execute(
+                        "SELECT COUNT(*) FROM deployments WHERE checkout = ? AND deployment_id != ? AND "
+                        "status = 'ready'", (row["checkout"], row["deployment_id"])).fetchone()[0]
+                    self.conn.execute("UPDATE deployments SET status = 'collected', checkout = NULL "
+                                      "WHERE deployment_id = ?", (row["deployment_id"],))
+                    if not shared:
+                        gitfetch.remove_tree(Path(row["checkout"]))
+                        removed.append(Path(row["checkout"]))
+        return removed
+
+    def linked_procedures(self) -> list[LinkedProcedure]:
+        out: list[LinkedProcedure] = []
+        for proc in self.conn.execute("SELECT * FROM procedures WHERE linked = 1 ORDER BY name"):
+            active = self._info(proc["active_deployment_id"], "active")
+            staged = self._info(proc["staged_deployment_id"], "staged")
+            wanted = proc["wanted_deployment_id"]
+            if staged is None and wanted and wanted not in (proc["active_deployment_id"],):
+                staged = self._info(wanted, None)
+            out.append(LinkedProcedure(id=proc["procedure_id"], name=proc["name"], identifier=proc["identifier"],
+                                       active=active, staged=staged))
+        return out
+
+    def _info(self, deployment_id: str | None, status: str | None) -> DeploymentInfo | None:
+        if deployment_id is None:
+            return None
+        row = self.conn.execute("SELECT * FROM deployments WHERE deployment_id = ?", (deployment_id,)).fetchone()
+        if row is None:
+            return None
+        state = status or {"fetching": "fetching", "failed": "failed"}.get(row["status"], "staged")
+        return DeploymentInfo(id=row["deployment_id"], sha=row["sha"], message=row["message"], branch=row["branch"],
+                              deployed_at=_parse_dt(row["deployed_at"]), status=state,  # type: ignore[arg-type]
+                              error=row["error"])
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "procedure"

@@ -1,0 +1,81 @@
+"""A deployment's Python environment: a venv built with uv from what the procedure
+declares (requirements.txt, or pyproject.toml's dependencies), or the station's own
+interpreter when it declares nothing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+INSTALL_TIMEOUT_S = 900.0
+
+
+class EnvError(Exception):
+    """The environment could not be built; the message says why."""
+
+
+def uv_binary() -> str:
+    try:
+        from uv import find_uv_bin
+
+        return str(find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("uv")
+        if found is None:
+            raise EnvError("uv is not installed: install it (pip install uv) to build procedure environments") from None
+        return found
+
+
+def declaration(procedure_dir: Path, root: Path) -> Path | None:
+    """The nearest requirements.txt or pyproject.toml (with dependencies), from the
+    procedure's folder up to the checkout's root."""
+    folder = procedure_dir
+    while True:
+        requirements = folder / "requirements.txt"
+        if requirements.is_file():
+            return requirements
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file():
+            try:
+                project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+                raise EnvError(f"{pyproject.relative_to(root)} is not valid TOML: {exc}") from None
+            if project.get("dependencies"):
+                return pyproject
+        if folder == root or root not in folder.parents:
+            return None
+        folder = folder.parent
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+
+
+def prepare(procedure_dir: Path, root: Path) -> str:
+    """Build the environment; returns the interpreter the procedure runs with."""
+    declared = declaration(procedure_dir, root)
+    if declared is None:
+        return sys.executable
+    venv = declared.parent / ".venv"
+    uv = uv_binary()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOFU_TUI_")}
+    env.pop("VIRTUAL_ENV", None)
+    _run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], declared.parent, env, "creating the venv")
+    _run([uv, "pip", "install", "--quiet", "--python", str(venv_python(venv)), "-r", declared.name],
+         declared.parent, env, f"installing {declared.relative_to(root)}")
+    return str(venv_python(venv))
+
+
+def _run(args: list[str], cwd: Path, env: dict[str, str], what: str) -> None:
+    try:
+        done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise EnvError(f"{what} took more than {INSTALL_TIMEOUT_S:.0f} s") from None
+    if done.returncode != 0:
+        detail = " ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+        raise EnvError(f"{what} failed: {detail}")
