@@ -28,10 +28,13 @@ Usage: install.sh [--token TOKEN] [--url URL] [--no-service] [--from PATH_OR_WHE
   --token TOKEN    setup token from the dashboard (or set TOFU_TUI_TOKEN); enrolls the station
   --url URL        the dashboard server's URL
   --no-service     do not install the OS service (run `tofu-tui --headless` yourself)
-  --from PATH      install from a source checkout or a wheel instead of the package index
+  --from PATH      install from a source checkout or a wheel (file or URL) instead of the package index
   --prefix DIR     where the program lives (default ~/.local/share/tofu-tui; /opt/tofu-tui as root)
   --bin-dir DIR    where the `tofu-tui` link goes (default ~/.local/bin; /usr/local/bin as root)
   --python PATH    the Python 3.11+ to use (default: the newest python3.x found on PATH)
+
+Packages are installed with uv when it is on PATH (faster), else with pip;
+TOFU_TUI_INSTALLER=pip forces pip.
 
 Re-run it to upgrade: credentials, queue and deployments are kept.
 EOF
@@ -134,6 +137,9 @@ if ! "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1; then
 fi
 
 SPEC="tofu-tui"
+case "$FROM" in
+http://* | https://*) SPEC="$FROM" && FROM="" ;;
+esac
 if [ -n "$FROM" ]; then
 	[ -e "$FROM" ] || die "--from $FROM: no such file or folder."
 	FROM="$(absolute "$FROM")"
@@ -228,20 +234,36 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 say "Installing tofu-tui with $("$PY" --version 2>&1) into $PREFIX"
-"$PY" -m venv "$NEW" >"$LOG" 2>&1 || {
+# uv, when present, installs the same packages several times faster than pip.
+UV=""
+if [ "${TOFU_TUI_INSTALLER:-auto}" != pip ] && command -v uv >/dev/null 2>&1; then
+	UV="$(command -v uv)"
+fi
+if [ -n "$UV" ]; then
+	say "Using uv ($UV) to install packages"
+	"$PY" -m venv --without-pip "$NEW" >"$LOG" 2>&1 || VENV_FAILED=1
+else
+	"$PY" -m venv "$NEW" >"$LOG" 2>&1 || VENV_FAILED=1
+fi
+if [ "${VENV_FAILED:-0}" = 1 ]; then
 	cat "$LOG" >&2
 	die "could not create a virtual environment in $NEW."
-}
+fi
 say "Downloading and installing tofu-tui and its dependencies (log: $LOG)"
-if ! "$NEW/bin/python" -m pip install --disable-pip-version-check --no-input "$SPEC" >>"$LOG" 2>&1; then
-	if grep -Eqi 'NewConnectionError|Failed to establish a new connection|Temporary failure in name resolution|Name or service not known|nodename nor servname|Network is unreachable|ConnectTimeout|Read timed out|ProxyError|SSLError|Connection refused|Could not fetch URL' "$LOG"; then
-		die "cannot reach the package index (${PIP_INDEX_URL:-https://pypi.org/simple}) to download tofu-tui and its dependencies. Check the network or proxy (HTTPS_PROXY), or install --from a wheel. Log: $LOG"
+if [ -n "$UV" ]; then
+	set -- "$UV" pip install --python "$NEW/bin/python" "$SPEC"
+else
+	set -- "$NEW/bin/python" -m pip install --disable-pip-version-check --no-input "$SPEC"
+fi
+if ! "$@" >>"$LOG" 2>&1; then
+	if grep -Eqi 'NewConnectionError|Failed to establish a new connection|Temporary failure in name resolution|Name or service not known|nodename nor servname|Network is unreachable|ConnectTimeout|Read timed out|ProxyError|SSLError|Connection refused|Could not fetch URL|error sending request|dns error|failed to lookup address|tcp connect error|Failed to fetch' "$LOG"; then
+		die "cannot reach the package index (${PIP_INDEX_URL:-${UV_INDEX_URL:-https://pypi.org/simple}}) to download tofu-tui and its dependencies. Check the network or proxy (HTTPS_PROXY), or install --from a wheel. Log: $LOG"
 	fi
-	if grep -Eqi 'No matching distribution found|Could not find a version' "$LOG"; then
+	if grep -Eqi 'No matching distribution found|Could not find a version|No solution found' "$LOG"; then
 		die "the package index has no matching tofu-tui (or dependency) for $("$PY" --version 2>&1) on this platform, or cannot be reached. Log: $LOG"
 	fi
 	tail -n 8 "$LOG" >&2
-	die "pip could not install tofu-tui (last lines above). Log: $LOG"
+	die "could not install tofu-tui (last lines above). Log: $LOG"
 fi
 VERSION="$("$NEW/bin/tofu-tui" --version 2>>"$LOG")" || die "the new tofu-tui does not start. Log: $LOG"
 

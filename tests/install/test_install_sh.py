@@ -2,7 +2,8 @@
 
 The failure cases stop before anything is downloaded, so they are fast; the one slow
 test installs `--from` this checkout (its dependencies come from the package index, or
-pip's cache), upgrades in place and enrolls against the real local server.
+pip's cache), enrolls against the real local server, upgrades in place, and is refused an expired
+token without touching the installed version.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ import shutil
 import socket
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.server.fixtures import FakeClock, start_server
 
 INSTALL_SH = REPO_ROOT / "install.sh"
 
@@ -26,6 +30,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env.pop("PYTHONPATH", None)
     # Reuse the real user's pip cache: the temporary HOME must not force a cold download.
     env["PIP_CACHE_DIR"] = os.environ.get("PIP_CACHE_DIR") or str(Path.home() / ".cache" / "pip")
+    env["UV_CACHE_DIR"] = os.environ.get("UV_CACHE_DIR") or str(Path.home() / ".cache" / "uv")
     env["HOME"] = str(tmp_path / "home")
     env["TOFU_TUI_HOME"] = str(tmp_path / "station")
     env["TMPDIR"] = str(tmp_path)
@@ -112,10 +117,31 @@ def test_unreachable_server_fails_before_changing_anything(tmp_path: Path) -> No
     _assert_nothing_installed(tmp_path)
 
 
-def test_unreachable_package_index_is_named_and_rolled_back(tmp_path: Path) -> None:
+UV = Path(sys.executable).parent / "uv"
+
+
+def _with_uv(env: dict[str, str]) -> dict[str, str]:
+    """Put the test environment's uv (alone) first on PATH: the installer then uses it."""
+    if UV.exists():
+        uv_bin = Path(env["TMPDIR"]) / "uv-bin"
+        uv_bin.mkdir(exist_ok=True)
+        if not (uv_bin / "uv").exists():
+            (uv_bin / "uv").symlink_to(UV)
+        env["PATH"] = f"{uv_bin}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+@pytest.mark.parametrize("installer", ["pip", "uv"])
+def test_unreachable_package_index_is_named_and_rolled_back(tmp_path: Path, installer: str) -> None:
+    if installer == "uv" and not UV.exists():
+        pytest.skip("uv is not installed beside this Python")
+    index = f"http://127.0.0.1:{_closed_port()}/simple"
     env = _env(
         tmp_path,
-        PIP_INDEX_URL=f"http://127.0.0.1:{_closed_port()}/simple",
+        TOFU_TUI_INSTALLER=installer,
+        UV_INDEX_URL=index,
+        UV_NO_CACHE="1",
+        PIP_INDEX_URL=index,
         PIP_CONFIG_FILE=os.devnull,  # no extra indexes from the machine's pip config
         PIP_FIND_LINKS="",
         PIP_NO_CACHE_DIR="1",
@@ -123,6 +149,8 @@ def test_unreachable_package_index_is_named_and_rolled_back(tmp_path: Path) -> N
         PIP_TIMEOUT="3",
     )
     del env["PIP_CACHE_DIR"]
+    if installer == "uv":
+        env = _with_uv(env)
     result = _install(tmp_path, "--no-service", "--python", sys.executable, env=env, timeout=120)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "cannot reach the package index" in result.stderr
@@ -153,33 +181,71 @@ def test_bad_from_and_foreign_bin_file(tmp_path: Path) -> None:
     assert not (tmp_path / "prefix").exists()
 
 
-@pytest.mark.slow
-def test_install_upgrade_and_enroll(tmp_path: Path) -> None:
-    """The only slow test: one real install from this checkout, then an upgrade."""
-    env = _env(tmp_path)
-    result = _install(tmp_path, "--no-service", "--python", sys.executable, "--from", str(REPO_ROOT),
-                      env=env, timeout=600)
-    assert result.returncode == 0, result.stdout + result.stderr
-    link = tmp_path / "bin" / "tofu-tui"
-    version = subprocess.run([str(link), "--version"], capture_output=True, text=True, env=env, timeout=60)
-    assert version.returncode == 0, version.stderr
-    assert "tofu-tui, version" in version.stdout
-    # Its own environment, not this test's: the program runs the installed venv's Python.
-    current = (tmp_path / "prefix" / "current").resolve()
-    assert (current / "bin" / "python").exists()
-    assert str(current) not in sys.prefix
+def _setup_token(url: str, key: str, name: str) -> str:
+    headers = {"Authorization": f"Bearer {key}"}
+    station = httpx.post(f"{url}/api/v2/stations", json={"name": name}, headers=headers, timeout=30)
+    station.raise_for_status()
+    token = httpx.post(f"{url}/api/v2/stations/{station.json()['id']}/setup-token", headers=headers, timeout=30)
+    token.raise_for_status()
+    return str(token.json()["token"])
 
-    # Upgrade: a new environment replaces the old one; the station's data is untouched.
-    marker = tmp_path / "station" / "data" / "marker"
-    marker.parent.mkdir(parents=True)
-    marker.write_text("keep me")
-    result = _install(tmp_path, "--no-service", "--python", sys.executable, "--from", str(REPO_ROOT),
-                      env=env, timeout=600)
-    assert result.returncode == 0, result.stdout + result.stderr
-    upgraded = (tmp_path / "prefix" / "current").resolve()
-    assert upgraded != current
-    assert not current.exists()
-    assert [p.name for p in (tmp_path / "prefix" / "venvs").iterdir()] == [upgraded.name]
-    assert marker.read_text() == "keep me"
-    version = subprocess.run([str(link), "--version"], capture_output=True, text=True, env=env, timeout=60)
-    assert version.returncode == 0, version.stderr
+
+def _run(program: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(program), *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+@pytest.mark.slow
+def test_install_enroll_upgrade_and_refused_tokens(tmp_path: Path) -> None:
+    """The only slow test: real installs from this checkout against the real local
+    server: enroll, upgrade in place, then an expired token."""
+    clock = FakeClock(datetime.now(UTC))
+    with start_server(tmp_path / "server", clock=clock) as (url, key, _data, _handle):
+        env = _with_uv(_env(tmp_path))
+        token = _setup_token(url, key, "bench-1")
+        result = _install(tmp_path, "--no-service", "--python", sys.executable, "--from", str(REPO_ROOT),
+                          "--url", url, env=_with_uv(_env(tmp_path, TOFU_TUI_TOKEN=token)), timeout=600)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert token not in result.stdout + result.stderr
+        link = tmp_path / "bin" / "tofu-tui"
+        version = _run(link, "--version", env=env)
+        assert version.returncode == 0, version.stderr
+        assert "tofu-tui, version" in version.stdout
+        whoami = _run(link, "whoami", env=env)
+        assert whoami.returncode == 0, whoami.stderr
+        assert "bench-1" in whoami.stdout
+        # Its own environment, not this test's: the program runs the installed venv's Python.
+        current = (tmp_path / "prefix" / "current").resolve()
+        assert (current / "bin" / "python").exists()
+        assert ("Using uv" in result.stdout) == UV.exists()
+        assert str(current) not in sys.prefix
+
+        # Upgrade: a new environment replaces the old one; the station's data is untouched.
+        marker = tmp_path / "station" / "data" / "marker"
+        marker.write_text("keep me")
+        credentials = (tmp_path / "station" / "config" / "credentials.toml").read_bytes()
+        result = _install(tmp_path, "--no-service", "--python", sys.executable, "--from", str(REPO_ROOT),
+                          env=env, timeout=600)
+        assert result.returncode == 0, result.stdout + result.stderr
+        upgraded = (tmp_path / "prefix" / "current").resolve()
+        assert upgraded != current
+        assert not current.exists()
+        assert [p.name for p in (tmp_path / "prefix" / "venvs").iterdir()] == [upgraded.name]
+        assert marker.read_text() == "keep me"
+        assert (tmp_path / "station" / "config" / "credentials.toml").read_bytes() == credentials
+        assert _run(link, "whoami", env=env).returncode == 0
+
+        # An expired token: refused, and the installed version stays as it was.
+        expired = _setup_token(url, key, "bench-2")
+        clock.advance(hours=2)
+        result = _install(tmp_path, "--no-service", "--python", sys.executable, "--from", str(REPO_ROOT),
+                          "--url", url, env=_with_uv(_env(tmp_path, TOFU_TUI_TOKEN=expired)), timeout=600)
+        assert result.returncode == 1
+        assert "expired" in result.stderr
+        assert "Nothing was changed" in result.stderr
+        assert (tmp_path / "prefix" / "current").resolve() == upgraded
+        assert [p.name for p in (tmp_path / "prefix" / "venvs").iterdir()] == [upgraded.name]
+        assert not (tmp_path / "prefix" / ".install.lock").exists()
+        assert (tmp_path / "station" / "config" / "credentials.toml").read_bytes() == credentials
+        whoami = _run(link, "whoami", env=env)
+        assert whoami.returncode == 0, whoami.stderr
+        assert "bench-1" in whoami.stdout
