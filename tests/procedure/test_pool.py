@@ -409,3 +409,19 @@ def test_concurrent_attempts_do_not_mix(make_procedure) -> None:
         assert result.error is None
         assert messages(result) == [f"job-{i}", f"job-{i}"]
         assert result.measurements["n"].value == float(i)
+
+
+def test_an_oversized_message_is_an_error(make_procedure, monkeypatch) -> None:
+    from tofu_tui.procedure import pool as pool_module
+
+    monkeypatch.setattr(pool_module, "STREAM_LIMIT", 1024 * 1024)
+    folder = make_procedure(
+        yaml_for("huge", "ok"),
+        {
+            "phases/huge.py": "def huge(measurements):\n    measurements.big = list(range(400_000))\n",
+            "phases/ok.py": "def ok():\n    pass\n",
+        },
+    )
+    huge, ok = run_phases(folder, "huge", "ok")
+    assert huge.error is not None and "larger than 1 MB" in huge.error
+    assert ok.error is None

@@ -598,7 +598,13 @@ class WorkerPool:
         try:
             done = pump.result()
         except Exception as exc:
-            done = f"The worker's messages could not be read ({exc}); the worker was replaced."
+            if isinstance(exc, ValueError | asyncio.LimitOverrunError) and "limit" in str(exc):
+                done = (
+                    f"The phase sent a message larger than {STREAM_LIMIT // (1024 * 1024)} MB "
+                    "(a measurement or ui value too large?); the worker was replaced."
+                )
+            else:
+                done = f"The worker's messages could not be read ({exc}); the worker was replaced."
         if isinstance(done, dict):
             self._idle.put_nowait(w)
             return self._finish(attempt, started, done)
