@@ -66,6 +66,12 @@ class Driver:
             if event["type"] == kind:
                 return event
 
+    def next_warning(self, timeout: float = 30) -> dict[str, Any]:
+        while True:
+            event = self.next_event("phase_log", timeout)
+            if event["level"] == "WARNING":
+                return event
+
     def send(self, text: str) -> None:
         assert self.proc.stdin is not None
         self.proc.stdin.write(text + "\n")
@@ -176,7 +182,7 @@ def test_stdin_answers_with_bad_lines_and_refusals(make_procedure) -> None:  # t
         driver.send(json.dumps({"type": "something_else"}))
         driver.answer(request["request_id"], {"led": "purple"})  # not an option: refused
         driver.answer(request["request_id"], {"led": "green", "volts": 99})  # out of range
-        warnings = [driver.next_event("phase_log") for _ in range(5)]
+        warnings = [driver.next_warning() for _ in range(5)]
         assert all(w["level"] == "WARNING" for w in warnings)
         text = " | ".join(w["message"] for w in warnings)
         assert "not JSON" in text and "no-such-request" in text and "ui_response" in text
@@ -280,7 +286,7 @@ def test_identify_answered_over_stdin(make_procedure) -> None:  # type: ignore[n
         keys = [c["key"] for c in request["components"]]
         assert keys[:2] == ["serial_number", "part_number"] and "sub_unit:radio" in keys
         driver.answer(request["request_id"], {"serial_number": "nope", "part_number": "P", "sub_unit:radio": "R"})
-        refusal = driver.next_event("phase_log")
+        refusal = driver.next_warning()
         assert refusal["level"] == "WARNING" and "serial_number" in refusal["message"]
         driver.answer(request["request_id"], {"serial_number": "SN-42", "part_number": "P", "sub_unit:radio": "R"})
         code = driver.finish()
