@@ -94,6 +94,7 @@ class LogSink:
         self.lock = threading.Lock()
         self.active = False
         self.pending: list[dict[str, Any]] = []
+        self.latest: dict[tuple[str, str], int] = {}  # unsent "m"/"ui" message per key
         self.pending_lines = 0
         self.sent = 0
         self.dropped = 0
@@ -104,6 +105,7 @@ class LogSink:
         with self.lock:
             self.active = True
             self.pending = []
+            self.latest.clear()
             self.pending_lines = 0
             self.sent = 0
             self.dropped = 0
@@ -113,6 +115,16 @@ class LogSink:
         with self.lock:
             if not self.active:
                 return
+            kind = msg["t"]
+            if kind == "m" or kind == "ui":
+                # A value rewritten before the batch went out replaces the unsent one:
+                # a phase updating a measurement in a tight loop sends a few values, not all.
+                slot = (kind, msg["k"])
+                index = self.latest.get(slot)
+                if index is not None:
+                    self.pending[index] = msg
+                    return
+                self.latest[slot] = len(self.pending)
             self.pending.append(msg)
             if urgent:
                 self._flush_locked()
@@ -158,6 +170,7 @@ class LogSink:
         if self.pending and self.channel is not None:
             batch, self.pending = self.pending, []
             self.pending_lines = 0
+            self.latest.clear()
             data = "".join(
                 json.dumps(m, separators=(",", ":"), allow_nan=False) + "\n" for m in batch
             )
