@@ -370,7 +370,7 @@ def test_parameters_from_results_defaults_and_errors(make_procedure) -> None:
         },
     )
     view = PhaseResultView(
-        outcome="fail",
+        outcome="FAIL",  # shown lowercase to the phase
         duration_ms=12.5,
         measurements={
             "v": MeasurementRecord(key="v", value=2.0, aggregations={"mean": 1.5}),

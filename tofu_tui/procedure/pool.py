@@ -761,7 +761,7 @@ class WorkerPool:
             view = request.results.get(name)
             if view is not None:
                 results[name] = {
-                    "outcome": view.outcome,
+                    "outcome": str(view.outcome).lower(),
                     "duration_ms": view.duration_ms,
                     "measurements": {
                         k: _record_dict(r) for k, r in view.measurements.items()
