@@ -270,15 +270,17 @@ def test_shell_phase_output_exit_code_and_working_directory(make_procedure) -> N
         yaml_for(
             "  - {name: ok, executable: {command: 'echo out; echo err >&2; pwd', working_directory: sub}}",
             "  - {name: fails, executable: {command: 'echo bad; exit 3', shell: bash}}",
-            "  - {name: env, executable: {command: 'echo ${PYTHONPATH:-unset} $PYTHONUNBUFFERED'}}",
+            "  - {name: env, executable: {command: 'echo ${PYTHONPATH:-unset} $PYTHONUNBUFFERED ${TOFU_TUI_TOKEN:-none}'}}",
         ),
         {"sub/keep.txt": "x"},
     )
     os.environ["PYTHONPATH"] = "/nonexistent"
+    os.environ["TOFU_TUI_TOKEN"] = "secret"
     try:
         ok, fails, env = run_phases(folder, "ok", "fails", "env")
     finally:
         del os.environ["PYTHONPATH"]
+        del os.environ["TOFU_TUI_TOKEN"]
     assert ok.exit_code == 0 and ok.error is None
     # stdout and stderr are separate pipes: their relative order is not defined
     assert sorted((line.level, line.message) for line in ok.logs) == sorted(
@@ -286,7 +288,7 @@ def test_shell_phase_output_exit_code_and_working_directory(make_procedure) -> N
     )
     assert fails.exit_code == 3 and fails.error is None
     assert messages(fails, "INFO") == ["bad"]
-    assert messages(env) == ["unset 1"]
+    assert messages(env) == ["unset 1 none"]
 
 
 def test_shell_phase_bad_shell_and_working_directory(make_procedure) -> None:

@@ -310,6 +310,7 @@ def child_environment(worker_id: int | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PYTHONHOME", None)
     env.pop("PYTHONPATH", None)
+    env.pop("TOFU_TUI_TOKEN", None)  # a station secret: procedures never need it
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONIOENCODING"] = "utf-8"
     if worker_id is not None:
