@@ -427,3 +427,32 @@ def test_an_oversized_message_is_an_error(make_procedure, monkeypatch) -> None:
     huge, ok = run_phases(folder, "huge", "ok")
     assert huge.error is not None and "larger than 1 MB" in huge.error
     assert ok.error is None
+
+
+def test_workers_do_not_outlive_a_killed_engine(make_procedure, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    pidfile = tmp_path / "worker.pid"
+    folder = make_procedure(
+        yaml_for("spin"),
+        {"phases/spin.py": f"import os\n\ndef spin():\n    open({str(pidfile)!r}, 'w').write(str(os.getpid()))\n    while True:\n        pass\n"},
+    )
+    engine = tmp_path / "engine.py"
+    engine.write_text(
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from tests.procedure.poolkit import run_phases\n"
+        "run_phases(Path(sys.argv[1]), 'spin')\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, str(engine), str(folder)], cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)})
+    try:
+        end = time.monotonic() + 30
+        while not (pidfile.exists() and pidfile.read_text()) and time.monotonic() < end:
+            time.sleep(0.02)
+        worker_pid = int(pidfile.read_text())
+    finally:
+        proc.kill()
+        proc.wait()
+    assert _wait_gone(worker_pid, 10.0), "the worker survived its engine"

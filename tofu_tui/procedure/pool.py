@@ -531,11 +531,12 @@ class WorkerPool:
     async def _discard(self, w: _Worker) -> None:
         """Kill a worker that can no longer be trusted and start its replacement."""
         w.kill_group()
-        await self._reap(w)
         self._count -= 1
         self._free_ids.append(w.worker_id)
         if not self._closed:
             self._spawn_in_background()
+        # Bookkeeping is done; reaping finishes even if our caller is cancelled meanwhile.
+        await asyncio.shield(self._reap(w))
 
     async def _acquire(self) -> _Worker | _SpawnFailed:
         # Start another worker only if the ones already starting are all spoken for:

@@ -1490,6 +1490,18 @@ def main() -> None:
             pass
         real_exit(0)
 
+    def orphan_watch(parent: int) -> None:
+        # If the engine dies without closing our channel (SIGKILL, power cut of its
+        # terminal...), a phase stuck in a loop would keep us alive: go, with our group.
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                with contextlib.suppress(Exception):
+                    os.killpg(os.getpgrp(), 9)
+                real_exit(1)
+
+    threading.Thread(target=orphan_watch, args=(os.getppid(),), daemon=True).start()
+
     # Phases run on this one long-lived thread (not the main thread, as in the
     # reference engine); reusing it keeps a job's round trip short.
     runner = threading.Thread(target=serve, name="phase-runner", daemon=True)
