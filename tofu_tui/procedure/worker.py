@@ -11,7 +11,7 @@ engine -> worker
   {"t": "give", "results": {...}, "plugs": {...}, "avail_results", "avail_plugs"}
 worker -> engine
   {"t": "ready", "pid"}                 once, after start-up
-  {"t": "imp"} / {"t": "body"}          stage markers (import watchdog)
+  {"t": "body"}                         import done, body starting (import watchdog)
   {"t": "need", "names": [...]}         parameters that are not built-ins
   {"t": "log", "l": [[level, ts, message, file, line], ...]}   batched
   {"t": "m", "k", "r": record}          a measurement record (full, after each change)
@@ -19,7 +19,9 @@ worker -> engine
   {"t": "att", "n", "p", "s"}           attachment copied into the engine's folder
   {"t": "done", "error", "signal", "smsg", "unit", "rmeta", "t0", "t1", "dropped"}
 
-Process-global state persists between jobs: the worker is long-lived.
+Worker messages are batched (one write per batch, flushed every few ms, and always
+with "done"), so a trivial phase costs one round trip. Process-global state persists
+between jobs: the worker is long-lived; phases run on one long-lived non-main thread.
 """
 
 from __future__ import annotations
