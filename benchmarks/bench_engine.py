@@ -35,8 +35,12 @@ def child_env() -> dict[str, str]:
 def tofu_procedure(root: Path, n: int, workers: int) -> Path:
     folder = root / f"tofu_{n}_{workers}"
     (folder / "phases").mkdir(parents=True, exist_ok=True)
-    funcs = "\n".join(f"def p{i}(measurements):\n    measurements.m{i} = 5.0\n" for i in range(n))
-    (folder / "phases" / "bench.py").write_text(funcs, encoding="utf-8")
+    # One small module per phase, the usual layout: a phase module loads fresh on every
+    # attempt (§2.3), so one 500-function file would be recompiled 500 times.
+    for i in range(n):
+        (folder / "phases" / f"p{i}.py").write_text(
+            f"def p{i}(measurements):\n    measurements.m{i} = 5.0\n", encoding="utf-8"
+        )
     lines = [
         "name: Bench",
         "unit: {auto_identify: true, serial_number: {default_value: SN1}, part_number: {default_value: PN1}}",
@@ -45,7 +49,7 @@ def tofu_procedure(root: Path, n: int, workers: int) -> Path:
     ]
     for i in range(n):
         lines.append(
-            f"  - {{name: p{i}, python: 'phases.bench:p{i}', measurements: "
+            f"  - {{name: p{i}, python: 'phases.p{i}:p{i}', measurements: "
             f"[{{name: m{i}, validators: [{{operator: '>=', expected_value: 0}}, "
             f"{{operator: '<=', expected_value: 10}}]}}]}}"
         )
