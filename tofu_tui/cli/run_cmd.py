@@ -99,7 +99,9 @@ def run_procedure(path: Path, options: Any, *, as_json: bool) -> int:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
         if as_json:
-            event = ErrorEvent(message=str(exc), seq=1)
+            import uuid
+
+            event = ErrorEvent(message=str(exc), seq=1, execution_id=str(uuid.uuid4()))
             sys.stdout.write(event.model_dump_json() + "\n")
             sys.stdout.flush()
         return EXIT_USAGE
