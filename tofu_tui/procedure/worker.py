@@ -979,15 +979,14 @@ class Attach:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"attach.file: no such file: {path}")
         name = attachment_name or os.path.basename(path)
-        with open(path, "rb") as src:
-            self._job.store_attachment(name, src.read())
+        self._job.store_attachment(name, source=path)
 
     def data(self, data: bytes, attachment_name: str) -> None:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError(f"attach.data needs bytes, not {type(data).__name__}")
         if not attachment_name:
             raise ValueError("attach.data needs an attachment_name")
-        self._job.store_attachment(str(attachment_name), bytes(data))
+        self._job.store_attachment(str(attachment_name), data=bytes(data))
 
 
 class ResultView:
@@ -1172,15 +1171,25 @@ class Job:
         }
         self.worker.sink.post({"t": "m", "k": key, "r": record})
 
-    def store_attachment(self, name: str, data: bytes) -> None:
+    def store_attachment(self, name: str, data: bytes = b"", source: str | None = None) -> None:
+        """Copy into the engine's attachment folder now: the phase may change or delete
+        its file afterwards, and the engine owns what it uploads."""
         folder = self.ctx.get("attachments_dir") or self.proc_dir
         os.makedirs(folder, exist_ok=True)
         self.attach_count += 1
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", os.path.basename(name))[:100] or "attachment"
-        path = os.path.join(folder, f"{self.msg.get('id', 'job')}-{self.attach_count}-{safe}")
-        with open(path, "wb") as fh:
-            fh.write(data)
-        self.worker.sink.post({"t": "att", "n": name, "p": path, "s": len(data)})
+        job = re.sub(r"[^A-Za-z0-9_.-]", "_", str(self.msg.get("id", "job")))[:100]
+        unique = os.urandom(4).hex()  # runs may share a folder and reuse job ids
+        path = os.path.join(folder, f"{job}-{self.attach_count}-{unique}-{safe}")
+        if source is not None:
+            import shutil
+
+            shutil.copyfile(source, path)
+        else:
+            with open(path, "wb") as fh:
+                fh.write(data)
+        size = os.path.getsize(path)
+        self.worker.sink.post({"t": "att", "n": name, "p": path, "s": size})
 
     # -- the body ------------------------------------------------------------------
 
