@@ -386,9 +386,13 @@ class _Run:
         if self.pool is not None:
             old = self.pool
             self._old_pools.append(old)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(old.close(), 10)
-            self._old_pools.remove(old)
+            teardown_running = self.scheduler is not None and any(
+                j.state == "running" for j in self.scheduler.jobs
+            )
+            if not teardown_running:  # else it closes at run end, after those finish
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(old.close(), 10)
+                self._old_pools.remove(old)
         pending_teardown = self.scheduler is not None and any(
             j.stage == "teardown" and not j.final and not j.phase.is_ui_only
             for j in self.scheduler.jobs
