@@ -255,6 +255,8 @@ class HumanView:
 
     # --- the verdict -----------------------------------------------------------------
     def finish(self, result: Any) -> None:
+        if getattr(result, "error", None) and not result.runs:
+            return  # nothing ran; the error event already said why
         elapsed = _duration(time.monotonic() - self.started)
         total = sum(self.counts.values())
         parts = [f"{total} phase{'s' if total != 1 else ''}"]
@@ -273,6 +275,10 @@ class HumanView:
         if result.runs and len(result.runs) == 1:
             line += f"  ·  {result.runs[0].serial_number}"
         self.write("")
+        if len(result.runs) > 1:
+            for run in result.runs:
+                slot = f"{run.slot_name or run.slot_key}: " if run.slot_key else ""
+                self.write(f"  {self.paint(f'{run.outcome:<7}', run.outcome)} {slot}{run.serial_number}")
         self.write(self.paint(line, verdict) if self.color else line)
 
 
