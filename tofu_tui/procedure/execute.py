@@ -359,7 +359,7 @@ class _Run:
         """Q4: a slot's plugs go once nothing left in that slot can use them."""
         if self.plugs is None or job.slot is None or self.scheduler is None:
             return
-        if all(j.final for j in self.scheduler.jobs if j.slot_index == job.slot_index):
+        if not self.scheduler.slot_open(job.slot_index):
             task = asyncio.ensure_future(self.plugs.stop_slot(job.slot))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
@@ -788,12 +788,12 @@ class _Run:
             record.run_metadata = {
                 k: v for k, v in result.run_metadata.items() if k not in run_metadata_in or run_metadata_in[k] != v
             }
-            scope.run_maps[phase.key] = record.run_metadata
+            _keep_map(scope.run_maps, phase.key, record.run_metadata)
         if unit_in is not None and unit_out is not None:
             before = unit_in.get("metadata") or {}
             after = unit_out.get("metadata") or {}
             record.unit_metadata = {k: v for k, v in after.items() if k not in before or before[k] != v}
-            scope.unit_maps[phase.key] = record.unit_metadata
+            _keep_map(scope.unit_maps, phase.key, record.unit_metadata)
             self._apply_unit_change(scope, unit_in, unit_out)
         scope.records.append(record)
         scope.results[phase.key] = PhaseResultView(
@@ -934,6 +934,14 @@ class _NothingRan(Exception):
     def __init__(self, outcome: RunOutcome, message: str) -> None:
         super().__init__(message)
         self.outcome = outcome
+
+
+def _keep_map(maps: dict[str, dict[str, Any]], key: str, one: dict[str, Any]) -> None:
+    """A phase's latest metadata map (only non-empty ones are kept: later phases merge them)."""
+    if one:
+        maps[key] = one
+    else:
+        maps.pop(key, None)
 
 
 def _remaining(deadline: float | None) -> float | None:
