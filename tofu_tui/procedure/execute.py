@@ -830,7 +830,7 @@ class _Run:
         """An attempt abandoned by the scheduler (stop grace over, teardown budget spent)."""
         scope = self._scope_of(job)
         started = self._attempt_start.get(job.id)
-        if started is None or job.state == "waiting":
+        if started is None or job.state == "waiting" or started[2] != job.retry_count:
             started_at = utc_now()
             self.emit(
                 PhaseStarted(phase_key=job.phase.key, phase_name=job.phase.name, attempt=job.retry_count, slot=scope.label)
