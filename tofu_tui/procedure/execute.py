@@ -465,7 +465,7 @@ class _Run:
                 components,
                 waits=True,
                 validate=lambda _c, v: validate_identify(spec_unit, v),
-                preset=preset or None,
+                preset=preset,
             )
         except HeadlessPrompt:
             raise _NothingRan("ERROR", self._identify_headless(refusal)) from None
