@@ -102,6 +102,11 @@ class LogSink:
         self.dropped = 0
         self.tail: collections.deque[list[Any]] = collections.deque(maxlen=TAIL_LINES)
         self.wake = threading.Event()
+        self.output: OutputBuffer | None = None  # print() text not yet split into lines
+
+    def drain_output(self) -> None:
+        if self.output is not None:
+            self.output.drain()
 
     def begin(self) -> None:
         with self.lock:
@@ -114,6 +119,7 @@ class LogSink:
             self.tail.clear()
 
     def post(self, msg: dict[str, Any], urgent: bool = False) -> None:
+        self.drain_output()  # what the phase printed before this goes out before it
         with self.lock:
             if not self.active:
                 return
@@ -136,6 +142,10 @@ class LogSink:
     def log(self, level: str, message: str, file: str = "", line: int = 0) -> None:
         if not self.active:
             return
+        self.drain_output()
+        self.log_one(level, message, file, line)
+
+    def log_one(self, level: str, message: str, file: str = "", line: int = 0) -> None:
         if len(message) > LINE_CAP:
             message = f"{message[:LINE_CAP]} [... {len(message) - LINE_CAP} characters cut]"
         if file and file.startswith(self.prefix):
@@ -154,6 +164,34 @@ class LogSink:
                     self.dropped += 1
                 self.tail.append(entry)
 
+    def log_lines(self, level: str, lines: list[str]) -> None:
+        """Many output lines at once (already stripped, non-blank and capped)."""
+        if not self.active or not lines:
+            return
+        now = time.time()
+        with self.lock:
+            if not self.active:
+                return
+            room = HEAD_LINES - self.sent
+            if room > 0:
+                head = lines[:room] if len(lines) > room else lines
+                self.sent += len(head)
+                pending = self.pending
+                if not (pending and pending[-1]["t"] == "log"):
+                    pending.append({"t": "log", "l": []})
+                    if len(pending) == 1:
+                        self.wake.set()
+                pending[-1]["l"].extend([level, now, m, "", 0] for m in head)
+                self.pending_lines += len(head)
+                if self.pending_lines >= BATCH_LINES:
+                    self._flush_locked()
+                lines = lines[room:] if len(lines) > room else []
+            if lines:
+                total = len(self.tail) + len(lines)
+                if total > TAIL_LINES:
+                    self.dropped += total - TAIL_LINES
+                self.tail.extend([level, now, m, "", 0] for m in lines[-TAIL_LINES:])
+
     def _append_line(self, entry: list[Any]) -> None:
         pending = self.pending
         if pending and pending[-1]["t"] == "log":
@@ -165,6 +203,7 @@ class LogSink:
         self.pending_lines += 1
 
     def flush(self) -> None:
+        self.drain_output()
         with self.lock:
             self._flush_locked()
 
@@ -180,6 +219,7 @@ class LogSink:
 
     def end(self, done: dict[str, Any]) -> None:
         """Stop collecting; send what is pending, the kept tail and `done` in one write."""
+        self.drain_output()
         with self.lock:
             self.active = False
             if self.dropped:
@@ -219,6 +259,59 @@ def _last_overwrite(line: str) -> str:
     return line[line.rfind("\r") + 1 :]
 
 
+def _clean_line(line: str) -> str:
+    if "\r" in line:
+        line = _last_overwrite(line)
+    if len(line) > LINE_CAP:
+        return f"{line[:LINE_CAP].strip()} [... {len(line) - LINE_CAP} characters cut]"
+    return line.strip()
+
+
+class OutputBuffer:
+    """print() and sys.stdout/stderr writes, in order, turned into lines in bulk.
+
+    A write only appends; text is split into lines when anything else is logged or
+    posted (so the order holds), when the buffer is large, or by the flusher within a
+    few milliseconds. Splitting many lines at once keeps a flood of prints cheap.
+    """
+
+    def __init__(self, sink: LogSink) -> None:
+        self.sink = sink
+        self.items: list[tuple[LineSplitter, str]] = []
+        self.size = 0
+        self.lock = threading.Lock()
+        self.drain_lock = threading.Lock()
+
+    def write(self, splitter: LineSplitter, text: str) -> None:
+        with self.lock:
+            self.items.append((splitter, text))
+            self.size += len(text)
+            big = self.size > 65536
+            first = len(self.items) == 1
+        if big:
+            self.drain()
+        elif first:
+            self.sink.wake.set()
+
+    def drain(self) -> None:
+        if not self.items:
+            return
+        with self.drain_lock:
+            with self.lock:
+                items, self.items, self.size = self.items, [], 0
+            if not items:
+                return
+            current = items[0][0]
+            texts: list[str] = []
+            for splitter, text in items:
+                if splitter is not current:
+                    current.feed("".join(texts))
+                    texts = []
+                    current = splitter
+                texts.append(text)
+            current.feed("".join(texts))
+
+
 class LineSplitter:
     """Turns a stream of text chunks into stripped, non-blank, length-capped lines."""
 
@@ -234,13 +327,6 @@ class LineSplitter:
         if not text:
             return
         with self.lock:
-            if text == "\n" and not self.overflow:  # print()'s line end: the common case
-                parts = self.parts
-                if parts:
-                    self.parts = []
-                    self.size = 0
-                    self._emit_text(parts[0] if len(parts) == 1 else "".join(parts))
-                return
             if "\n" not in text:
                 if self.size + len(text) <= LINE_CAP:
                     self.parts.append(text)
@@ -250,26 +336,22 @@ class LineSplitter:
                 return
             pieces = text.split("\n")
             last = pieces.pop()
-            first = True
-            for piece in pieces:
-                if first and (self.parts or self.overflow):
-                    self._partial(piece)
-                    self._emit()
+            lines: list[str] = []
+            if self.parts or self.overflow:
+                self._partial(pieces[0])
+                first = self._take()
+                if first:
+                    lines.append(first)
+                del pieces[0]
+            if pieces:
+                if "\r" in text or max(map(len, pieces)) > LINE_CAP:
+                    lines.extend(filter(None, map(_clean_line, pieces)))
                 else:
-                    self._emit_text(piece)
-                first = False
+                    lines.extend(filter(None, map(str.strip, pieces)))
+            if lines:
+                self.sink.log_lines(self.level, lines)
             if last:
                 self._partial(last)
-
-    def _emit_text(self, line: str) -> None:
-        if "\r" in line:
-            line = _last_overwrite(line)
-        if len(line) > LINE_CAP:
-            line = f"{line[:LINE_CAP].strip()} [... {len(line) - LINE_CAP} characters cut]"
-        else:
-            line = line.strip()
-        if line:
-            self.sink.log(self.level, line)
 
     def _partial(self, piece: str) -> None:
         if not piece:
@@ -288,7 +370,8 @@ class LineSplitter:
         self.parts.append(piece)
         self.size += len(piece)
 
-    def _emit(self) -> None:
+    def _take(self) -> str:
+        """The pending partial line, cleaned; resets it."""
         line = "".join(self.parts)
         if "\r" in line:
             line = _last_overwrite(line)
@@ -298,8 +381,12 @@ class LineSplitter:
         self.parts = []
         self.size = 0
         self.overflow = 0
+        return line
+
+    def _emit(self) -> None:
+        line = self._take()
         if line:
-            self.sink.log(self.level, line)
+            self.sink.log_lines(self.level, [line])
 
     def finish(self) -> None:
         with self.lock:
@@ -313,7 +400,7 @@ class _BinaryWriter:
         self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
 
     def write(self, data: bytes) -> int:
-        self.stream.splitter.feed(self.decoder.decode(bytes(data)))
+        self.stream.write(self.decoder.decode(bytes(data)))
         return len(data)
 
     def flush(self) -> None:
@@ -323,9 +410,10 @@ class _BinaryWriter:
 class CapturedStream(io.TextIOBase):
     """Replaces sys.stdout / sys.stderr: every line becomes a log line."""
 
-    def __init__(self, splitter: LineSplitter, fd: int) -> None:
+    def __init__(self, splitter: LineSplitter, fd: int, output: OutputBuffer | None = None) -> None:
         super().__init__()
         self.splitter = splitter
+        self.output = output
         self._fd = fd
         self.buffer = _BinaryWriter(self)
         self.name = "<stdout>" if fd == 1 else "<stderr>"
@@ -343,7 +431,10 @@ class CapturedStream(io.TextIOBase):
     def write(self, text: str) -> int:
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        self.splitter.feed(text)
+        if self.output is not None:
+            self.output.write(self.splitter, text)
+        else:
+            self.splitter.feed(text)
         return len(text)
 
     def flush(self) -> None:
@@ -1390,8 +1481,10 @@ class Worker:
         # Separate splitters: a partial line from print() must not glue onto a child's.
         self.fd_out = FdCapture(1, LineSplitter(self.sink, "INFO"))
         self.fd_err = FdCapture(2, LineSplitter(self.sink, "WARNING"))
-        self.stdout = CapturedStream(self.out, 1)
-        self.stderr = CapturedStream(self.err, 2)
+        output = OutputBuffer(self.sink)
+        self.sink.output = output
+        self.stdout = CapturedStream(self.out, 1, output)
+        self.stderr = CapturedStream(self.err, 2, output)
         sys.stdout = self.stdout  # type: ignore[assignment]
         sys.stderr = self.stderr  # type: ignore[assignment]
 
@@ -1436,12 +1529,17 @@ class Worker:
 
     def run_job(self, msg: dict[str, Any]) -> None:
         self.reset_process()
+        self.sink.drain_output()  # stray output from between jobs is dropped, not kept
+        for splitter in (self.out, self.err):
+            with splitter.lock:
+                splitter.parts, splitter.size, splitter.overflow = [], 0, 0
         self.sink.begin()
         t0 = time.time()
         try:
             done = Job(self, msg).execute()
         except BaseException as exc:  # the job's own bookkeeping failed; still answer
             done = {"t": "done", "error": f"The worker failed to run the phase: {exc!r}"}
+        self.sink.drain_output()
         if self.fd_out is not None:
             self.fd_out.drain()
             self.fd_err.drain()
