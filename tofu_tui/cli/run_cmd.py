@@ -59,7 +59,13 @@ def run(
     procedure_id: str | None,
     headless: bool,
 ) -> None:
-    """Run the procedure at PATH (a directory holding procedure.yaml, or a .yaml file)."""
+    """Run the procedure at PATH (a directory holding procedure.yaml, or a .yaml file).
+
+    \b
+    Exit status: 0 PASS, 1 FAIL, 2 usage or load error (nothing ran),
+    3 ERROR, 4 TIMEOUT, 5 ABORTED (stopped, SIGINT/SIGTERM).
+    Ctrl-C once stops the run (teardown still runs); twice kills it.
+    """
     if upload:
         # Hook: the station's upload queue. Until it exists, refuse clearly before running.
         click.echo(
