@@ -1447,7 +1447,6 @@ class Worker:
         self.capture: Any = None
         self.root_logger: Any = None
         self.is_fork_child = False
-        self.inbox: list[dict[str, Any]] = []
 
     def wait_give(self) -> dict[str, Any]:
         msg = self.channel.recv()
