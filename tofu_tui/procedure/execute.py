@@ -106,7 +106,10 @@ class RunResult:
 
 
 class RunHandle:
-    """Steers a run in flight; returned by `start_run`."""
+    """Steers a run in flight; returned by `start_run`.
+
+    Call its methods on the event loop that runs the run (from another thread, go through
+    `loop.call_soon_threadsafe` or `asyncio.run_coroutine_threadsafe`)."""
 
     def __init__(self, run: _Run, task: asyncio.Task[RunResult]) -> None:
         self._run = run
