@@ -50,7 +50,6 @@ from tofu_tui.procedure.payload import (
     UNIT_FIELDS,
     AttemptRecord,
     build_run,
-    fold_metadata,
     resolve_procedure_id,
     run_dict,
 )
@@ -1009,6 +1008,5 @@ __all__ = [
     "RunHandle",
     "RunOptions",
     "RunResult",
-    "fold_metadata",
     "start_run",
 ]
