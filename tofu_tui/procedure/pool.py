@@ -26,6 +26,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+# Worker start-up lives in workerstart.py (cheap to import); its names stay public here.
+from tofu_tui.procedure.workerstart import WORKER_SCRIPT as WORKER_SCRIPT
+from tofu_tui.procedure.workerstart import PrestartedWorker, child_environment, launch_worker
+from tofu_tui.procedure.workerstart import prestart_worker as prestart_worker
+
 if TYPE_CHECKING:
     from tofu_tui.procedure.evaluate import MeasurementRecord
     from tofu_tui.procedure.load import LoadedProcedure
@@ -139,7 +144,6 @@ class LiveEngineWarning:
 LiveEvent = LiveLog | LiveMeasurement | LiveUiUpdate | LiveAttachment | LiveEngineWarning
 
 
-WORKER_SCRIPT = Path(__file__).with_name("worker.py")
 HANDSHAKE_S = 90.0  # §8 worker port handshake
 IMPORT_STALL_S = 300.0  # §8 module import: no traffic for this long
 WARN_FRACTION = 0.75
@@ -207,55 +211,6 @@ class _Process:
         return self.popen.wait()
 
 
-@dataclass
-class PrestartedWorker:
-    """A worker started ahead of its pool (prestart_worker); a pool adopts it in start()."""
-
-    directory: Path
-    interpreter: Path
-    popen: subprocess.Popen[bytes]
-    channel: socket.socket
-
-    def discard(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        self.channel.close()
-        with contextlib.suppress(Exception):
-            self.popen.wait(1)
-
-
-def _launch(directory: Path, interpreter: Path, worker_id: int) -> tuple[subprocess.Popen[bytes], socket.socket]:
-    parent, child = socket.socketpair()
-    try:
-        popen = subprocess.Popen(
-            [str(interpreter), str(WORKER_SCRIPT), str(directory), str(child.fileno())],
-            cwd=directory,
-            env=child_environment(worker_id),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            pass_fds=(child.fileno(),),
-            start_new_session=True,
-        )
-    except OSError as exc:
-        parent.close()
-        raise RuntimeError(
-            f"Could not start a worker with the interpreter {interpreter}: {exc}. "
-            "Check the procedure's venv (or `uv python find`)."
-        ) from None
-    finally:
-        child.close()
-    return popen, parent
-
-
-def prestart_worker(directory: Path, interpreter: Path) -> PrestartedWorker:
-    """Start one worker process now, without an event loop (e.g. while the CLI is still
-    importing and loading the procedure); pass it to WorkerPool(prestarted=...)."""
-    directory = Path(directory).resolve()
-    popen, channel = _launch(directory, Path(interpreter), 0)
-    return PrestartedWorker(directory, Path(interpreter), popen, channel)
-
-
 @dataclass(eq=False)
 class _Worker:
     worker_id: int
@@ -303,19 +258,6 @@ class _Attempt:
 
 def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
-
-
-def child_environment(worker_id: int | None = None) -> dict[str, str]:
-    """§1 child environment: no PYTHONHOME/PYTHONPATH, unbuffered UTF-8 output."""
-    env = dict(os.environ)
-    env.pop("PYTHONHOME", None)
-    env.pop("PYTHONPATH", None)
-    env.pop("TOFU_TUI_TOKEN", None)  # a station secret: procedures never need it
-    env["PYTHONUNBUFFERED"] = "1"
-    env["PYTHONIOENCODING"] = "utf-8"
-    if worker_id is not None:
-        env["WORKER_ID"] = str(worker_id)
-    return env
 
 
 def _signal_name(returncode: int) -> str:
@@ -472,7 +414,7 @@ class WorkerPool:
         if adopted is not None and worker_id == 0:
             popen, parent = adopted.popen, adopted.channel
         else:
-            popen, parent = _launch(self.directory, Path(self.loaded.interpreter), worker_id)
+            popen, parent = launch_worker(self.directory, Path(self.loaded.interpreter), worker_id)
         return await self._attach(worker_id, popen, parent)
 
     async def _attach(
