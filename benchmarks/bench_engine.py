@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import psutil
+from benchkit import pin_interpreter
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -210,10 +211,7 @@ def main() -> None:
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, median of {args.repeat} whole-process runs")
     with tempfile.TemporaryDirectory(prefix="tofu-bench-") as tmp:
         root = Path(tmp)
-        if sys.prefix != sys.base_prefix:
-            # Procedure repositories carry their venv (§1): give the generated ones this one,
-            # as OpenHTF runs on it too, rather than timing `uv python find` on every run.
-            (root / ".venv").symlink_to(sys.prefix, target_is_directory=True)
+        pin_interpreter(root)
         compare(root, sizes, args.repeat, workers=1)
         compare(root, sizes, args.repeat, workers=8)
         print()
