@@ -149,6 +149,9 @@ IMPORT_STALL_S = 300.0  # §8 module import: no traffic for this long
 WARN_FRACTION = 0.75
 STREAM_LIMIT = 64 * 1024 * 1024  # one protocol line (a huge measurement list) at most
 STDERR_TAIL = 8192  # bytes of a worker's own stderr kept for crash reports
+# Another worker starts only once the busy ones have finished nothing for this long: a
+# worker that frees up sooner is cheaper than a new interpreter (~50-150 ms of CPU).
+GROW_AFTER_S = 0.03
 SHELL_LINE_CAP = 10_000
 SHELL_HEAD_LINES = 10_000
 SHELL_TAIL_LINES = 2_000
@@ -290,6 +293,7 @@ class WorkerPool:
         handshake_s: float = HANDSHAKE_S,
         prestart: int = 1,
         prestarted: PrestartedWorker | None = None,
+        grow_after_s: float = GROW_AFTER_S,
     ) -> None:
         self.loaded = loaded
         self.size = max(1, size)
@@ -298,6 +302,8 @@ class WorkerPool:
         self.import_stall_s = import_stall_s
         self.handshake_s = handshake_s
         self.prestart = prestart
+        self.grow_after_s = grow_after_s
+        self._last_release = float("-inf")  # loop time a worker last finished an attempt
         self.directory = Path(loaded.directory).resolve()
         self._idle: asyncio.Queue[_Worker | _SpawnFailed] = asyncio.Queue()
         self._count = 0  # live + starting workers
@@ -481,10 +487,9 @@ class WorkerPool:
         await asyncio.shield(self._reap(w))
 
     async def _acquire(self) -> _Worker | _SpawnFailed:
-        # Start another worker only if the ones already starting are all spoken for:
-        # on a small machine, extra interpreters starting at once slow the first.
-        if self._idle.empty() and self._count < self.size and self._waiting >= self._starting:
-            self._spawn_in_background()
+        stop_growing: Callable[[], None] | None = None
+        if self._idle.empty() and self._count < self.size:
+            stop_growing = self._grow_later()
         self._waiting += 1
         try:
             while True:
@@ -495,6 +500,30 @@ class WorkerPool:
                 return got
         finally:
             self._waiting -= 1
+            if stop_growing is not None:
+                stop_growing()
+
+    def _grow_later(self) -> Callable[[], None]:
+        """Start another worker for a waiting attempt, unless a busy one frees up first:
+        while workers keep finishing attempts (short phases), they keep up on their own."""
+        loop = asyncio.get_running_loop()
+        holder: list[asyncio.TimerHandle] = []
+
+        def check() -> None:
+            if self._closed or not self._idle.empty() or self._count >= self.size:
+                return
+            # Only if the ones already starting are all spoken for: on a small machine,
+            # extra interpreters starting at once slow the first.
+            if self._waiting <= self._starting:
+                return
+            quiet = loop.time() - self._last_release
+            if quiet < self.grow_after_s:
+                holder[0] = loop.call_later(self.grow_after_s - quiet, check)
+                return
+            self._spawn_in_background()
+
+        holder.append(loop.call_later(self.grow_after_s, check))
+        return lambda: holder[0].cancel()
 
     # -- attempts -------------------------------------------------------------------
 
@@ -550,6 +579,7 @@ class WorkerPool:
             else:
                 done = f"The worker's messages could not be read ({exc}); the worker was replaced."
         if isinstance(done, dict):
+            self._last_release = loop.time()
             self._idle.put_nowait(w)
             return self._finish(attempt, started, done)
         # The channel closed (or broke) before the attempt finished: the worker died.
