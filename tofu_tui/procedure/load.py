@@ -223,6 +223,13 @@ class _Converter:
                 return [self.convert(item, (*loc, index)) for index, item in enumerate(node.value)]
             finally:
                 self.active.discard(id(node))
+        return self._scalar(node)
+
+    def _scalar(self, node: yaml.Node) -> Any:
+        # Plain scalars skip construct_object's bookkeeping (a large file has thousands).
+        constructor = self.loader.yaml_constructors.get(node.tag)
+        if constructor is not None and isinstance(node, yaml.ScalarNode):
+            return constructor(self.loader, node)
         return self.loader.construct_object(node, deep=True)
 
     def _mapping(self, node: yaml.MappingNode, loc: Loc) -> dict[Any, Any]:
@@ -236,7 +243,7 @@ class _Converter:
                 raise _YamlProblem(
                     key_node.start_mark.line + 1, "invalid YAML: mapping keys must be plain values", loc
                 )
-            key = self.loader.construct_object(key_node, deep=True)
+            key = self._scalar(key_node)
             if not isinstance(key, str | int | float | bool) and key is not None:
                 raise _YamlProblem(
                     key_node.start_mark.line + 1, "invalid YAML: mapping keys must be plain values", loc

@@ -694,8 +694,9 @@ class WorkerPool:
                     module = None
             package = module.rpartition(".")[0] if module else ""
             fallback = None if ref.tree_bound else ref.module
-            result = (str(file), module if file.is_file() else fallback, package, ref.callable, None)
-            if not file.is_file() and fallback is None:
+            exists = file.is_file()
+            result = (str(file), module if exists else fallback, package, ref.callable, None)
+            if not exists and fallback is None:
                 result = (None, None, "", "", f"Phase file not found: {file}")
         self._refs[text] = result
         return result
