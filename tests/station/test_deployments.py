@@ -160,3 +160,13 @@ def test_old_versions_are_collected_but_rollback_target_kept(manager: Deployment
     manager.sync(current(link("p1", "Board test", "d2", None, repo.url) | {
         "deployment": {"id": "d2", "commit": {"sha": dirs[2].name}, "repository": {"url": repo.url}}}))
     assert manager.active("p1").deployment_id == "d2"  # rollback: instant, no fetch
+
+
+def test_redeploying_a_commit_already_here_needs_no_remote(manager: DeploymentManager, repo: Repo,
+                                                           tmp_path: Path) -> None:
+    sha = repo.procedure("v1")
+    manager.sync(current(link("p1", "Board test", "d1", sha, repo.url)))
+    first = manager.active("p1")
+    manager.sync(current(link("p1", "Board test", "d1-again", sha, str(tmp_path / "gone"))))
+    again = manager.active("p1")
+    assert again.deployment_id == "d1-again" and again.checkout == first.checkout

@@ -70,6 +70,7 @@ def test_run_command_from_the_dashboard_reaches_the_server(server: RealServer, h
         status = json.loads(run_cli(["status", "--json"], env={"TOFU_TUI_HOME": str(home)}).stdout)
         assert status["connected"] and status["procedures"][0]["runs_today"] == 1
         assert status["queue"] == {"pending": 0, "backoff": 0, "parked": 0}
+        assert status["uptime"]["days"][-1]["uptime"] is not None and status["uptime"]["days"][0]["uptime"] is None
     finally:
         daemon.stop()
 

@@ -14,7 +14,7 @@ import dataclasses
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -165,8 +165,9 @@ class StationDaemon:
                                             "station_name": self.config.station_name,
                                             "server_url": self.config.server_url, "pid": os.getpid(),
                                             "queue": self.queue.counts().model_dump()})
-        self._tasks = [asyncio.create_task(coro) for coro in (
-            self._poll_loop(), self._drain_loop(), self.presence.run(), self._ledger_loop())]
+        self._tasks = [asyncio.create_task(self._supervised(name, loop_fn)) for name, loop_fn in (
+            ("deployments", self._poll_loop), ("drain", self._drain_loop), ("presence", self.presence.run),
+            ("ledger", self._ledger_loop))]
         self.started.set()
         try:
             await self._stop.wait()
@@ -252,6 +253,19 @@ class StationDaemon:
                                                         "parked": counts.parked}}
 
     # --- loops ------------------------------------------------------------------------
+    async def _supervised(self, name: str, loop_fn: Callable[[], Awaitable[None]]) -> None:
+        """Keep a loop alive: a bug in one part must not silently stop uploads or presence."""
+        while True:
+            try:
+                await loop_fn()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.say("error", "loop_crashed", {"loop": name, "message": f"{type(exc).__name__}: {exc}",
+                                                   "restart_in_s": 5})
+                await asyncio.sleep(5)
+
     async def _ledger_loop(self) -> None:
         while True:
             self.ledger.mark(RUNNING)
