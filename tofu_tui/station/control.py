@@ -140,7 +140,7 @@ class ControlServer:
                     await send({"type": "reply", "ok": True})
                 else:
                     await send({"type": "reply", "ok": False, "error": f"unknown request {kind!r}"})
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError):  # ValueError: a line over the limit
             pass
         finally:
             if forwarder is not None:
@@ -260,7 +260,7 @@ class ControlClient:
                         continue
                 else:
                     self._replies.put_nowait(message)
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError):  # ValueError: a line over the limit
             pass
         finally:
             self._events.put_nowait(None)
