@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import run_cli
@@ -18,9 +19,10 @@ from tofu_tui.models.commands import PullCommand, RunCommand
 from tofu_tui.station.control import send_command
 from tofu_tui.station.paths import station_paths
 
-MEASURING_PHASE = """def check(log, measurements):
+MEASURING_PHASE = """def check(log, measurements, attach):
     log.info("measuring")
     measurements.voltage = 3.3
+    attach.data(b"scope trace", "trace.txt")
 """
 
 
@@ -67,6 +69,9 @@ def test_run_command_from_the_dashboard_reaches_the_server(server: RealServer, h
         assert run["deployment_id"] == deployment_id
         assert run["unit"]["serial_number"] == "SN-E2E"
         assert run["phases"][0]["measurements"][0]["measured_value"] == 3.3
+        assert [a["name"] for a in run["attachments"]] == ["trace.txt"]
+        assert httpx.get(run["attachments"][0]["download_url"]).content == b"scope trace"
+        assert not any((home / "data" / "attachments").iterdir())  # the queue's copy is gone once confirmed
         status = json.loads(run_cli(["status", "--json"], env={"TOFU_TUI_HOME": str(home)}).stdout)
         assert status["connected"] and status["procedures"][0]["runs_today"] == 1
         assert status["queue"] == {"pending": 0, "backoff": 0, "parked": 0}
