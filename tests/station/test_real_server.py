@@ -132,13 +132,19 @@ def test_queue_uploads_run_and_attachment_once_to_the_real_server(server: RealSe
     body = {"outcome": "PASS", "procedure_id": procedure_id, "started_at": "2026-01-01T10:00:00.000Z",
             "ended_at": "2026-01-01T10:00:05.000Z", "serial_number": "SN-Q"}
     queued = queue.enqueue(body, [AttachmentFile("trace.csv", trace)])
-    # The first try reached the server but its answer was lost.
+    # The first try created the run and uploaded the file, then died before finalizing;
+    # the run's answer was lost, the attachment step was recorded.
     entry = queue.get(queued.queue_id)
     first_id = client.create_run(entry["payload"])
+    ticket = client.create_attachment(first_id, "trace.csv")
+    client.put_attachment(ticket.upload_url, "trace.csv", Path(entry["attachments"][0]["path"]))
+    queue.conn.execute("UPDATE queue_attachments SET server_id = ?, upload_url = ?, step = 'uploaded'",
+                       (ticket.id, ticket.upload_url))
     assert Drainer(queue, client, lambda e: None).drain() is None
     (summary,) = server.runs()
     assert summary["id"] == first_id and summary["client_run_ref"] == queued.client_run_ref
-    assert [a["name"] for a in server.run(first_id)["attachments"]] == ["trace.csv"]
+    (attachment,) = server.run(first_id)["attachments"]  # resumed: not attached twice
+    assert attachment["id"] == ticket.id and httpx.get(attachment["download_url"]).content == b"t,v\n0,3.3\n"
     # A run for a procedure this station is not linked to is refused (403): parked, not "revoked".
     other = server.call("POST", "/v2/procedures", {"name": "Other"})["id"]
     queue.enqueue({**body, "procedure_id": other, "serial_number": "SN-X"})
