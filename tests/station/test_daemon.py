@@ -89,6 +89,8 @@ def test_new_deployment_during_a_run_applies_to_the_next_run(fake: FakeServer, r
     deploy(fake, repo, "d1", repo.procedure("v1", delay=2.0))
     send_command(paths, PullCommand())
     send_command(paths, RunCommand(procedure_id="p1", serial_number="SN1", part_number="PN1"))
+    with pytest.raises(CommandRefused, match="already in progress"):
+        send_command(paths, RunCommand(procedure_id="p1", serial_number="SN-X", part_number="PN1"))
     deploy(fake, repo, "d2", repo.procedure("v2"))
     pulled = send_command(paths, PullCommand())
     (proc,) = pulled["procedures"]
