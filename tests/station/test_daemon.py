@@ -221,7 +221,7 @@ def test_an_attached_console_answers_the_identify_prompt(fake: FakeServer, repo:
             await console.command(RunCommand(procedure_id="p1"))  # no unit: the operator scans it
             async for event in console.events():
                 if isinstance(event, UiRequest):
-                    with pytest.raises(CommandRefused, match="(?i)part"):
+                    with pytest.raises(CommandRefused, match=r"(?i)part"):
                         await console.command(UiResponseCommand(request_id=event.request_id,
                                                                 values={"serial_number": "SN-OP"}))
                     await console.command(UiResponseCommand(request_id=event.request_id,
