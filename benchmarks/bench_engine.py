@@ -13,6 +13,7 @@ then the round trip of an operator prompt answered over stdin (`--json` mode).
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import statistics
 import subprocess
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 
 import psutil
+from benchkit import pin_interpreter
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -105,11 +107,13 @@ def compare(root: Path, sizes: list[int], repeat: int, workers: int) -> dict[int
         htf = median_of([sys.executable, str(openhtf_script(root, n))], repeat)
         results[n] = (tofu, htf)
         print(f"{n:>5} {tofu:>11.3f} {htf:>10.3f} {tofu / htf:>7.2f}", flush=True)
-    if len(sizes) > 1:
-        lo, hi = min(sizes), max(sizes)
+    lo = min(sizes)
+    for hi in sorted(sizes):
+        if hi == lo:
+            continue
         per_tofu = (results[hi][0] - results[lo][0]) / (hi - lo) * 1000
         per_htf = (results[hi][1] - results[lo][1]) / (hi - lo) * 1000
-        print(f"per-phase overhead: tofu-tui {per_tofu:.2f} ms, OpenHTF {per_htf:.2f} ms")
+        print(f"per-phase overhead N={lo}->{hi}: tofu-tui {per_tofu:.2f} ms, OpenHTF {per_htf:.2f} ms")
     return results
 
 
@@ -208,12 +212,12 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, median of {args.repeat} whole-process runs")
+    # An installed package has its bytecode compiled (pip does it), as OpenHTF's has; a
+    # checkout under PYTHONDONTWRITEBYTECODE would recompile tofu_tui on every run.
+    compileall.compile_dir(REPO / "tofu_tui", quiet=1)
     with tempfile.TemporaryDirectory(prefix="tofu-bench-") as tmp:
         root = Path(tmp)
-        if sys.prefix != sys.base_prefix:
-            # Procedure repositories carry their venv (§1): give the generated ones this one,
-            # as OpenHTF runs on it too, rather than timing `uv python find` on every run.
-            (root / ".venv").symlink_to(sys.prefix, target_is_directory=True)
+        pin_interpreter(root)
         compare(root, sizes, args.repeat, workers=1)
         compare(root, sizes, args.repeat, workers=8)
         print()

@@ -75,6 +75,8 @@ def run(
         )
         sys.exit(EXIT_USAGE)
     values = _load_ui_values(ui_values)
+    # The first worker's interpreter starts while this process imports and loads.
+    prestarted, interpreter = _prestart(path)
 
     from tofu_tui.procedure.execute import RunOptions
 
@@ -90,18 +92,37 @@ def run(
         headless=headless,
         unit={k: v for k, v in unit.items() if v is not None},
         procedure_id=procedure_id,
+        prestarted=prestarted,
     )
-    sys.exit(run_procedure(path, options, as_json=as_json))
+    sys.exit(run_procedure(path, options, as_json=as_json, interpreter=interpreter))
 
 
-def run_procedure(path: Path, options: Any, *, as_json: bool) -> int:
+def _prestart(path: Path) -> tuple[Any, Path | None]:
+    """Start the first worker for the procedure at `path` (§1 interpreter), if it looks
+    runnable; loading reports any problem with it, so failures here are silent."""
+    directory = path if path.is_dir() else path.parent
+    if not directory.is_dir():
+        return None, None
+    from tofu_tui.procedure.interpreter import find_interpreter
+    from tofu_tui.procedure.workerstart import prestart_worker
+
+    try:
+        interpreter = find_interpreter(directory)
+        return prestart_worker(directory, interpreter), interpreter
+    except Exception:
+        return None, None
+
+
+def run_procedure(path: Path, options: Any, *, as_json: bool, interpreter: Path | None = None) -> int:
     """Load and run one procedure; returns the exit status of run-protocol.md."""
     from tofu_tui.models.events import ErrorEvent
     from tofu_tui.procedure.load import ProcedureLoadError, load_procedure
 
     try:
-        loaded = load_procedure(path)
+        loaded = load_procedure(path, interpreter=interpreter)
     except ProcedureLoadError as exc:
+        if options.prestarted is not None:
+            options.prestarted.discard()
         for problem in exc.problems:
             click.echo(str(problem), err=True)
         if as_json:

@@ -548,8 +548,11 @@ def _unique(problems: list[Problem]) -> list[Problem]:
     return result
 
 
-def load_procedure(path: Path) -> LoadedProcedure:
-    """Load, validate and pre-flight a procedure; raises ProcedureLoadError with every problem."""
+def load_procedure(path: Path, *, interpreter: Path | None = None) -> LoadedProcedure:
+    """Load, validate and pre-flight a procedure; raises ProcedureLoadError with every problem.
+
+    `interpreter`: the §1 interpreter when the caller already looked it up for this
+    procedure's directory (it prestarted a worker with it)."""
     file = find_procedure_file(Path(path))
     label = str(file)
     try:
@@ -581,7 +584,7 @@ def load_procedure(path: Path) -> LoadedProcedure:
         spec=_without_removed(spec),
         file=file.resolve(),
         directory=directory,
-        interpreter=find_interpreter(directory),
+        interpreter=interpreter or find_interpreter(directory),
         warnings=warnings,
         procedure_id=procedure_id,
         dependency_file=find_dependency_file(directory),
