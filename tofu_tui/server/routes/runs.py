@@ -176,8 +176,8 @@ async def create_run(request: Request) -> Response:
             conn.rollback()
             with state.sessions() as session:
                 existing = _by_ref(session, body.client_run_ref or "")
-                if existing is None:
-                    raise
+                if existing is None:  # e.g. the procedure was deleted meanwhile
+                    raise APIError(409, "conflict", "The run could not be stored; retry it.") from None
                 run_id = _replay(existing, principal).id
     return Response(content=b'{"id":"' + run_id.encode() + b'"}', media_type="application/json")
 
