@@ -105,6 +105,9 @@ def test_unknown_command_and_run_of_unlinked_procedure_are_refused(server: Serve
     other = server.procedure("other")
     refused = server.admin.post(f"/api/v2/stations/{station_id}/commands", json={"name": "Run", "procedure_id": other})
     assert refused.status_code == 409 and refused.json()["code"] == "not_linked"
+    huge = {"name": "Run", "procedure_id": _procedure_id, "ui_values": {"identify": {"note": "x" * 70_000}}}
+    too_big = server.admin.post(f"/api/v2/stations/{station_id}/commands", json=huge)
+    assert too_big.status_code == 422 and too_big.json()["code"] == "command_too_large"
 
 
 def test_oversized_and_malformed_messages_do_not_break_the_stream(server: Server, enrolled: tuple[str, str, str]) -> None:
