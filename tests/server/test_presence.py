@@ -235,6 +235,7 @@ def test_a_stream_left_open_by_a_crash_ends_at_its_last_sign_of_life(tmp_path: o
     crashed = ServerState(settings)
     with crashed.sessions() as session:
         session.add(db.Station(id="s1", name="b", created_at=datetime(2026, 3, 10, 12, tzinfo=UTC), last_seen_at=seen))
+        session.flush()
         session.add(db.Presence(station_id="s1", kind="stream", started_at=datetime(2026, 3, 10, 13, tzinfo=UTC), ended_at=None))
         session.commit()
     crashed.dispose()
