@@ -27,13 +27,13 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from textual import events  # noqa: E402
+from textual import events
 
-from tofu_tui.models.commands import Command  # noqa: E402
-from tofu_tui.models.events import Event, PhaseLog, PhaseStarted, ProcedureRef, RunStarted  # noqa: E402
-from tofu_tui.models.status import LinkedProcedure, StationStatus  # noqa: E402
-from tofu_tui.tui.app import StationConsole  # noqa: E402
-from tofu_tui.tui.backend import BackendMode  # noqa: E402
+from tofu_tui.models.commands import Command
+from tofu_tui.models.events import Event, PhaseLog, PhaseStarted, ProcedureRef, RunStarted
+from tofu_tui.models.status import LinkedProcedure, StationStatus
+from tofu_tui.tui.app import StationConsole
+from tofu_tui.tui.backend import BackendMode
 
 EXEC = "bench-0001"
 LEVELS = ("DEBUG", "INFO", "INFO", "INFO", "WARNING")
