@@ -71,7 +71,7 @@ Clock = Callable[[], datetime]
 NARROW_BELOW = 120
 # Event handling runs in slices so keys and redraws get the loop between them.
 CONSUME_SLICE_S = 0.004
-CONSUME_PAUSE_S = 0.002  # columns: below this the station and the run take turns
+CONSUME_PAUSE_S = 0.004
 
 STATION_EVENTS = (DeploymentPulled, UploadQueued, UploadSucceeded, UploadParked, UploadBackoff, ConnectivityChanged)
 

@@ -47,7 +47,7 @@ class LogView(ScrollView, can_focus=True):
         self._moving = False  # scrolling on our own, not by the operator
         # Lines never change once logged: keep their drawn strips for the next frames
         # (following the log, each frame shows mostly the lines of the last one).
-        self._strips: LRUCache[tuple[int, int], Strip] = LRUCache(512)
+        self._strips: LRUCache[tuple[int, int], Strip] = LRUCache(256)
         self._base: Style | None = None
 
     def sync(self) -> None:
