@@ -393,3 +393,19 @@ async def test_narrow_terminal_switches_between_station_and_run() -> None:
         await pilot.resize_terminal(160, 48)
         assert await shows(pilot, "Live run")
         assert "Procedures" in screen_text(app)
+
+
+async def test_command_palette_runs_an_action_by_name() -> None:
+    backend = ScriptedBackend(scenarios.idle_status())
+    app = console(backend)
+    async with app.run_test(size=WIDE, notifications=True) as pilot:
+        await settle(pilot, backend)
+        await pilot.press("ctrl+p")
+        await pilot.press(*"pull deploy")
+        assert await shows(pilot, "Sync deployments from the server now")
+        await pilot.press("enter")
+        for _ in range(20):
+            if backend.sent:
+                break
+            await pilot.pause()
+    assert backend.sent == [PullCommand()]

@@ -64,11 +64,11 @@ def test_limits_and_durations_read_like_an_operator_expects() -> None:
 
 
 def test_uptime_keeps_every_outage_visible() -> None:
-    # 20 minutes down in a day is 98.6 %: full-height bars would hide it; the colour does not.
-    assert day_bar(1.0) == "█"
-    assert day_bar(0.986) != "█"
+    # 20 minutes down in a day is 98.6 %: its own colour, never merged into a week.
+    assert day_bar(1.0) == day_bar(0.0) == "█"
+    assert day_bar(None) == "·"
     assert day_style(1.0) == "green"
-    assert day_style(0.9986) == "yellow"
+    assert day_style(0.9986) == "gold1"
     assert day_style(0.986) == "dark_orange"
     assert day_style(0.42) == "red"
     assert day_style(None) == "bright_black"
