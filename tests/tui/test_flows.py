@@ -18,7 +18,7 @@ from tofu_tui.models.commands import (
     StopCommand,
     UiResponseCommand,
 )
-from tofu_tui.models.events import ConnectivityChanged, PhaseLog, UiClosed, UiUpdate
+from tofu_tui.models.events import ConnectivityChanged, PhaseLog, PhaseStarted, UiClosed, UiRequest, UiUpdate
 from tofu_tui.tui.app import StationConsole
 from tofu_tui.tui.dialogs import ConfirmScreen, HelpScreen
 from tofu_tui.tui.forms import PromptForm
@@ -409,3 +409,26 @@ async def test_command_palette_runs_an_action_by_name() -> None:
                 break
             await pilot.pause()
     assert backend.sent == [PullCommand()]
+
+
+async def test_slots_are_told_apart_in_the_phase_table_and_prompts() -> None:
+    events = [
+        scenarios.run_started(),
+        PhaseStarted(execution_id=EXEC, seq=2, ts=ts(1), phase_key="led_check", phase_name="LED Check", slot="left"),
+        PhaseStarted(execution_id=EXEC, seq=3, ts=ts(1), phase_key="led_check", phase_name="LED Check", slot="right"),
+        UiRequest(
+            execution_id=EXEC, seq=4, ts=ts(2), request_id="req-right", phase_key="led_check", slot="right",
+            components=[{"type": "text_input", "key": "note", "label": "Note"}],
+        ),
+        UiUpdate(execution_id=EXEC, seq=5, ts=ts(3), phase_key="led_check", key="note", value="from left", slot="left"),
+        UiUpdate(execution_id=EXEC, seq=6, ts=ts(3), phase_key="led_check", key="note", value="from right", slot="right"),
+    ]
+    backend = ScriptedBackend(scenarios.idle_status(), events)
+    app = console(backend)
+    async with app.run_test(size=WIDE, notifications=True) as pilot:
+        await settle(pilot, backend)
+        text = screen_text(app)
+    assert "right · LED Check" in text  # the prompt names its slot
+    assert "from right" in text
+    assert "from left" not in text
+    assert "left/LED Check" in text  # behind the form, the phase rows name their slot

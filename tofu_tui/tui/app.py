@@ -374,7 +374,7 @@ class StationConsole(App[None]):
         elif isinstance(event, UiUpdate):
             for form in self._open_forms():
                 prompt = self.state.prompts.get(form.request_id or "")
-                if prompt is not None and prompt.request.phase_key == event.phase_key:
+                if prompt is not None and (prompt.request.phase_key, prompt.request.slot) == (event.phase_key, event.slot):
                     form.apply_update(event.key, event.value)
         elif isinstance(event, UiClosed):
             for form in self._open_forms():
@@ -414,7 +414,8 @@ class StationConsole(App[None]):
             return  # one prompt at a time; the next opens when this one closes
         request = prompt.request
         phase = self.state.run.phases.get((request.slot, request.phase_key)) if self.state.run else None
-        title = f"{phase.name if phase else request.phase_key}"
+        # The engine asks for what identify still needs (sub-units, metadata) as a prompt.
+        title = "Identify unit" if request.phase_key == "identify" else (phase.name if phase else request.phase_key)
         if request.slot:
             title = f"{request.slot} · {title}"
 

@@ -361,7 +361,9 @@ class PromptForm(ModalScreen[bool]):
         self.components = components
         self.request_id = request_id
         self._submit = submit
-        self._updates = dict(updates or {})
+        # The caller's live dict, not a copy: `ui_update`s that land before the form
+        # is built are still shown (after, `apply_update` sets the widgets).
+        self._updates = updates if updates is not None else {}
         self.submit_label = submit_label
         self.later_label = later_label
         self.fields: list[Field] = []
