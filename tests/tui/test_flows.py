@@ -18,7 +18,14 @@ from tofu_tui.models.commands import (
     StopCommand,
     UiResponseCommand,
 )
-from tofu_tui.models.events import ConnectivityChanged, PhaseLog, PhaseStarted, UiClosed, UiRequest, UiUpdate
+from tofu_tui.models.events import (
+    ConnectivityChanged,
+    PhaseLog,
+    PhaseStarted,
+    UiClosed,
+    UiRequest,
+    UiUpdate,
+)
 from tofu_tui.tui.app import StationConsole
 from tofu_tui.tui.dialogs import ConfirmScreen, HelpScreen
 from tofu_tui.tui.forms import PromptForm
