@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.tui import scenarios
-from tests.tui.conftest import screen_text, settle, shows, toasts
+from tests.tui.conftest import screen_text, settle, shows, toast_says
 from tests.tui.scenarios import EXEC
 from tests.tui.scripted import ScriptedBackend, fixed_clock, ts
 from tofu_tui.models.commands import (
@@ -98,14 +98,14 @@ async def test_start_run_while_running_or_without_deployment_says_why() -> None:
         await pilot.press("r")
         await pilot.pause()
         assert not isinstance(app.screen, PromptForm)
-        assert "A run is in progress" in toasts(app)
+        assert await toast_says(pilot, "A run is in progress")
     backend = ScriptedBackend(scenarios.idle_status())
     app = console(backend)
     async with app.run_test(size=WIDE, notifications=True) as pilot:
         await settle(pilot, backend)
         await pilot.press("down", "down", "r")
         await pilot.pause()
-        assert "Burn-in 48h has no working deployment yet: press p to pull." in toasts(app)
+        assert await toast_says(pilot, "Burn-in 48h has no working deployment yet: press p to pull.")
     assert backend.sent == []
 
 
@@ -115,13 +115,12 @@ async def test_live_run_shows_phases_measurements_limits_and_log() -> None:
     async with app.run_test(size=WIDE, notifications=True) as pilot:
         await settle(pilot, backend)
         text = screen_text(app)
-        notices = toasts(app)
+        assert await toast_says(pilot, "Run finished: FAIL")
     assert " FAIL   Charger Board EOL 2.4.0  SN CB-2611-0400  PN CB-100 rev C  33.7 s" in text
     assert "Board Temperature  FAIL             91.3 °C  ≤ 85" in text
     assert "Input Voltage      PASS             12.04 V  ≥ 11.5, ≤ 12.5" in text
     assert "Thermal Soak         FAIL     29.9 s" in text
     assert "ERROR    [thermal] board temperature 91.3 °C above 85 °C" in text
-    assert "Run finished: FAIL" in notices
 
 
 async def test_log_filter_by_level_and_bounded_scrollback() -> None:
@@ -196,7 +195,7 @@ async def test_ui_update_changes_the_open_form_and_ui_closed_closes_it() -> None
         backend.emit(UiClosed(execution_id=EXEC, seq=203, ts=ts(7), request_id="req-1", phase_key="led_check", reason="timed out"))
         await settle(pilot, backend)
         assert not isinstance(app.screen, PromptForm)
-        assert "The prompt closed: timed out." in toasts(app)
+        assert await toast_says(pilot, "The prompt closed: timed out.")
 
 
 async def test_refused_answer_is_shown_under_the_field_it_names() -> None:
@@ -226,7 +225,7 @@ async def test_prompt_put_aside_comes_back_with_a() -> None:
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, PromptForm)
-        assert "Prompt put aside: press a to answer it." in toasts(app)
+        assert await toast_says(pilot, "Prompt put aside: press a to answer it.")
         await pilot.press("a")
         await pilot.pause()
         assert isinstance(app.screen, PromptForm)
@@ -268,7 +267,7 @@ async def test_stop_without_a_run_says_so() -> None:
         await pilot.press("x")
         await pilot.pause()
         assert not isinstance(app.screen, ConfirmScreen)
-        assert "No run in progress." in toasts(app)
+        assert await toast_says(pilot, "No run in progress.")
     assert backend.sent == []
 
 
@@ -304,7 +303,7 @@ async def test_pull_now_and_refusals_are_shown() -> None:
         await settle(pilot, backend)
         await pilot.press("p")
         await pilot.pause()
-        assert "The server is unreachable" in toasts(app)
+        assert await toast_says(pilot, "The server is unreachable")
     assert backend.sent == [PullCommand()]
 
 
