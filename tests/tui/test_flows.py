@@ -438,3 +438,29 @@ async def test_slots_are_told_apart_in_the_phase_table_and_prompts() -> None:
     assert "from right" in text
     assert "from left" not in text
     assert "left/LED Check" in text  # behind the form, the phase rows name their slot
+
+
+async def test_scrolling_up_pauses_the_log_and_end_follows_again() -> None:
+    def lines(start: int, count: int) -> list[PhaseLog]:
+        return [
+            PhaseLog(execution_id=EXEC, seq=1000 + n, ts=ts(10), phase_key="thermal", message=f"line {n}")
+            for n in range(start, start + count)
+        ]
+
+    backend = ScriptedBackend(scenarios.idle_status(), [*scenarios.run_in_progress(), *lines(0, 300)])
+    app = console(backend)
+    async with app.run_test(size=WIDE, notifications=True) as pilot:
+        await settle(pilot, backend)
+        assert "[thermal] line 299" in screen_text(app)
+        app.query_one("#log").focus()
+        await pilot.press("pageup")
+        assert await shows(pilot, "paused (End follows)")
+        backend.emit(*lines(300, 50))
+        await settle(pilot, backend)
+        text = screen_text(app)
+        assert "[thermal] line 349" not in text  # the operator keeps reading where they were
+        assert "paused (End follows)" in text
+        await pilot.press("end")
+        await settle(pilot, backend)
+        assert await shows(pilot, "[thermal] line 349")
+        assert "paused" not in screen_text(app)
