@@ -203,7 +203,7 @@ async def test_refused_answer_is_shown_under_the_field_it_names() -> None:
     backend = ScriptedBackend(
         scenarios.idle_status(),
         [*scenarios.run_in_progress(), scenarios.prompt_request(components)],
-        replies={"UiResponse": lambda _: "badge: does not match ^B-"},
+        replies={"UiResponse": lambda _: "badge: Badge: does not match ^B-; see the badge list"},
     )
     app = console(backend)
     async with app.run_test(size=WIDE, notifications=True) as pilot:
@@ -212,7 +212,9 @@ async def test_refused_answer_is_shown_under_the_field_it_names() -> None:
         await pilot.pause()
         assert isinstance(app.screen, PromptForm)
         text = screen_text(app)
-    assert "does not match ^B-" in text
+    assert "badge: Badge: does not match ^B-; see the badge list" in text  # the station's words
+    under_field = [line for line in text.splitlines() if "does not match ^B-; see the badge list" in line and "Badge:" not in line]
+    assert under_field  # and, without the key and label, under the field it names
     assert backend.sent == [UiResponseCommand(request_id="req-1", values={"badge": "117"})]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.tui import scenarios
 from tofu_tui.models.events import PhaseLog, RunStarted, UiClosed, UiUpdate
+from tofu_tui.tui.forms import field_messages
 from tofu_tui.tui.state import ConsoleState, LogBuffer, format_duration, format_limits
 from tofu_tui.tui.uptime import day_bar, day_style, render_uptime
 
@@ -79,3 +80,12 @@ def test_uptime_keeps_every_outage_visible() -> None:
     bars = "".join(line[7:52] for line in narrow[1:])
     assert len(bars) == 90
     assert "7 days with downtime" in wide[0]
+
+
+def test_a_refusal_is_split_per_field() -> None:
+    reason = "led: LED colour: an answer is required; note: Note: unknown field; this prompt has led, note"
+    assert field_messages(reason, ["led", "note", "x"]) == {
+        "led": "LED colour: an answer is required",
+        "note": "Note: unknown field; this prompt has led, note",
+    }
+    assert field_messages("the run has ended", ["led"]) == {}
