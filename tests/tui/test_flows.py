@@ -466,3 +466,16 @@ async def test_scrolling_up_pauses_the_log_and_end_follows_again() -> None:
         await settle(pilot, backend)
         assert await shows(pilot, "[thermal] line 349")
         assert "paused" not in screen_text(app)
+
+
+async def test_a_broken_connection_is_shown_not_fatal() -> None:
+    def broken(_: object) -> str:
+        raise ConnectionResetError("connection reset by peer")
+
+    backend = ScriptedBackend(scenarios.idle_status(), replies={"Pull": broken})
+    app = console(backend)
+    async with app.run_test(size=WIDE, notifications=True) as pilot:
+        await settle(pilot, backend)
+        await pilot.press("p")
+        assert await toast_says(pilot, "Could not reach the station: connection reset by peer")
+        assert app.is_running

@@ -50,7 +50,7 @@ from tofu_tui.models.events import (
     UploadSucceeded,
 )
 from tofu_tui.models.status import StationStatus
-from tofu_tui.tui.backend import BackendUnavailable, StationBackend
+from tofu_tui.tui.backend import StationBackend
 from tofu_tui.tui.dialogs import ConfirmScreen, HelpScreen
 from tofu_tui.tui.forms import PromptForm, identify_components
 from tofu_tui.tui.live_run import RunPanel
@@ -297,8 +297,8 @@ class StationConsole(App[None]):
     async def _fetch_status(self) -> None:
         try:
             status = await self.backend.status()
-        except BackendUnavailable as exc:
-            self.status_error = str(exc)
+        except Exception as exc:  # a station hiccup is shown, never fatal to the console
+            self.status_error = str(exc) or type(exc).__name__
             self._redraw_header()
             return
         finally:
@@ -358,8 +358,8 @@ class StationConsole(App[None]):
                     # a real pause (not sleep(0)) lets all of them run.
                     await asyncio.sleep(CONSUME_PAUSE_S)
                     slice_end = loop.time() + CONSUME_SLICE_S
-        except BackendUnavailable as exc:
-            self.status_error = str(exc)
+        except Exception as exc:
+            self.status_error = str(exc) or type(exc).__name__
         else:
             self.status_error = "The station closed the connection. Restart tofu-tui to attach again."
         self._redraw_header()
@@ -420,7 +420,7 @@ class StationConsole(App[None]):
             title = f"{request.slot} · {title}"
 
         async def submit(values: dict[str, Any]) -> str | None:
-            reason = await self.backend.send(UiResponseCommand(request_id=request_id, values=values))
+            reason = await self.send_quietly(UiResponseCommand(request_id=request_id, values=values))
             if reason is None:
                 self.answered.add(request_id)
             return reason
@@ -450,8 +450,15 @@ class StationConsole(App[None]):
             return self.state.run.running
         return bool(self.status and self.status.run_in_flight)
 
+    async def send_quietly(self, command: Command) -> str | None:
+        """The station's refusal, or a broken connection, as a reason to show."""
+        try:
+            return await self.backend.send(command)
+        except Exception as exc:
+            return f"Could not reach the station: {exc or type(exc).__name__}"
+
     async def send(self, command: Command, done: str | None = None) -> str | None:
-        reason = await self.backend.send(command)
+        reason = await self.send_quietly(command)
         if reason is not None:
             self.notify(reason, title=f"{command.name} refused", severity="error", timeout=10)
         elif done:
@@ -478,7 +485,7 @@ class StationConsole(App[None]):
                 revision_number=values.get("revision_number"),
                 batch_number=values.get("batch_number"),
             )
-            reason = await self.backend.send(command)
+            reason = await self.send_quietly(command)
             if reason is None:
                 self.last_unit = {k: v for k, v in values.items() if k != "serial_number"}
                 self.show_view("run")
