@@ -141,6 +141,7 @@ def test_unreachable_package_index_is_named_and_rolled_back(tmp_path: Path, inst
         TOFU_TUI_INSTALLER=installer,
         UV_INDEX_URL=index,
         UV_NO_CACHE="1",
+        UV_HTTP_RETRIES="0",
         PIP_INDEX_URL=index,
         PIP_CONFIG_FILE=os.devnull,  # no extra indexes from the machine's pip config
         PIP_FIND_LINKS="",
