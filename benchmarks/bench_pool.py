@@ -9,6 +9,7 @@ phases (each sets one measurement), run one after another on one worker, and on
 from __future__ import annotations
 
 import asyncio
+import resource
 import statistics
 import sys
 import tempfile
@@ -80,6 +81,25 @@ def request(phase: object, i: int) -> AttemptRequest:
     )
 
 
+async def flood(folder: Path, lines: int) -> None:
+    (folder / "procedure.yaml").write_text("name: flood\nmain:\n  - {name: flood, python: phases.flood}\n")
+    (folder / "phases").mkdir()
+    (folder / "phases" / "flood.py").write_text(
+        f"def flood():\n    for i in range({lines}):\n        print(f'line {{i}} of the flood')\n"
+    )
+    loaded = load_procedure(folder)
+    events: list[object] = []
+    async with WorkerPool(loaded, 1, events.append) as pool:
+        t0 = time.perf_counter()
+        result = await pool.run_attempt(request(loaded.spec.main[0], 0))
+        took = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"{lines} printed lines: {took:.2f} s, {len(result.logs)} log lines kept, "
+        f"{len(events)} live events, engine peak RSS {peak:.0f} MB"
+    )
+
+
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 500
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,6 +107,8 @@ def main() -> None:
         write(folder, n)
         asyncio.run(run(folder, n, 1))
         asyncio.run(run(folder, n, 4))
+    with tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(flood(Path(tmp), 1_000_000))
 
 
 if __name__ == "__main__":

@@ -268,14 +268,17 @@ BAD_CASES: list[tuple[str, str, list[str]]] = [
             python: [unclosed
         """,
         [
-            "procedure.yaml:5: invalid YAML at column 1: expected ',' or ']', but got '<stream end>'"
+            "procedure.yaml:5: invalid YAML at column 1: did not find expected ',' or ']'"
             " (while parsing a flow sequence that started on line 4)"
         ],
     ),
     (
         "tab indentation",
         "name: P\nmain:\n\t- name: A\n",
-        ["procedure.yaml:3: invalid YAML at column 1: found character '\\t' that cannot start any token (while scanning for the next token)"],
+        [
+            "procedure.yaml:3: invalid YAML at column 1: found character that cannot start any token"
+            " (while scanning for the next token); this line has a tab: indent with spaces"
+        ],
     ),
     (
         "duplicate yaml key",
@@ -956,4 +959,42 @@ def test_schema_errors_stop_before_preflight(make_procedure: MakeProcedure) -> N
     assert errors(directory) == [
         "procedure.yaml:3: main[0].bogus: unknown field; allowed here: depends_on, description, enabled,"
         " executable, key, measurements, name, python, result, retry, scope, then, timeout, ui"
+    ]
+
+
+def test_yaml_1_2_scalars(make_procedure: MakeProcedure) -> None:
+    directory = make_procedure(
+        """
+        name: P
+        version: 2024-01-01
+        main:
+          - name: A
+            ui:
+              components:
+                - {type: radio, key: answer, default_value: no, options: [{value: yes}, {value: no}, {value: on}]}
+                - {type: number_input, key: n, default_value: 010}
+        """
+    )
+    spec = load_procedure(directory).spec
+    assert spec.version == "2024-01-01"
+    assert spec.main[0].ui is not None
+    radio, number = spec.main[0].ui.components
+    assert radio.default_value == "no"
+    assert [option.value for option in radio.options or []] == ["yes", "no", "on"]
+    assert number.default_value == 10
+
+
+def test_link_file_and_dependency_file(make_procedure: MakeProcedure) -> None:
+    directory = make_procedure(
+        "name: P\nmain: [{name: A}]\n",
+        {"tofupilot.json": '{"procedureId": " proc_123 ", "procedureName": "P"}', "requirements.txt": ""},
+    )
+    loaded = load_procedure(directory)
+    assert loaded.procedure_id == "proc_123"
+    assert loaded.dependency_file == directory.resolve() / "requirements.txt"
+    (directory / "tofupilot.json").write_text("{broken")
+    loaded = load_procedure(directory)
+    assert loaded.procedure_id is None
+    assert [str(w).split(": ", 1)[1] for w in loaded.warnings] == [
+        "ignored: not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"
     ]

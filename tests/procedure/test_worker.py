@@ -272,9 +272,17 @@ def test_module_loads_fresh_each_attempt_but_helpers_stay_cached(make_procedure)
             "helpers/__init__.py": "",
             "helpers/state.py": "calls = []\n",
             "phases/fresh.py": """
+            from __future__ import annotations
+
+            import dataclasses
             import sys
             from helpers import state
             counter = 0
+
+
+            @dataclasses.dataclass
+            class Reading:  # dataclasses look the module up while it executes
+                value: dataclasses.InitVar[int]
 
             def fresh(log):
                 global counter
@@ -435,3 +443,94 @@ def test_attach_file_missing_is_an_error(make_procedure, tmp_path: Path) -> None
     )
     (result,) = run_phases(folder, "att")
     assert result.error is not None and "nope.csv" in result.error
+
+
+def test_plugs_by_key_ignoring_case(make_procedure, tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from tofu_tui.procedure import plughost
+
+    folder = make_procedure(
+        yaml_for("uses_plug"),
+        {
+            "plugs/dmm.py": """
+            class Dmm:
+                def __init__(self, offset=0):
+                    self.offset = offset
+
+                def read(self, channel):
+                    return channel + self.offset
+            """,
+            "phases/uses_plug.py": """
+            def uses_plug(dmm, measurements):
+                measurements.volts = dmm.read(2)
+            """,
+        },
+    )
+    host = subprocess.Popen(
+        [sys.executable, plughost.__file__],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=folder,
+    )
+    try:
+        assert host.stdin is not None and host.stdout is not None
+        spec = {
+            "key": "DMM", "file": str(folder / "plugs" / "dmm.py"), "class": "Dmm",
+            "directory": str(folder), "config": {"offset": 1},
+            "log": str(tmp_path / "plug.log"), "socket": str(tmp_path / "dmm.sock"),
+        }
+        host.stdin.write(json.dumps(spec) + "\n")
+        host.stdin.flush()
+        hello = json.loads(host.stdout.readline())
+        assert hello["ok"], hello
+
+        async def body(s: Session):
+            return await s.run("uses_plug", plugs={"DMM": {"key": "DMM", "address": hello["address"]}})
+
+        result = with_pool(folder, body)
+    finally:
+        host.kill()
+        host.wait()
+    assert result.error is None, result.error
+    assert result.measurements["volts"].value == 3.0
+
+
+def test_a_phase_cannot_break_the_next_ones_capture(make_procedure) -> None:
+    folder = make_procedure(
+        yaml_for("vandal", "forker", "after"),
+        {
+            "phases/vandal.py": """
+            import io, logging, os, sys
+
+            def vandal():
+                sys.stdout = io.StringIO()
+                logging.getLogger().handlers.clear()
+                os.chdir("/")
+            """,
+            "phases/forker.py": """
+            import os
+
+            def forker(log):
+                pid = os.fork()
+                if pid:
+                    os.waitpid(pid, 0)
+                    log.info("parent")
+                # the child returns here too: it must not answer in the parent's place
+            """,
+            "phases/after.py": """
+            import logging, os
+
+            def after():
+                print("printed")
+                logging.warning("logged")
+                print(os.getcwd())
+            """,
+        },
+    )
+    _, forker, after = run_phases(folder, "vandal", "forker", "after")
+    assert messages(forker) == ["parent"]
+    assert messages(after) == ["printed", "logged", str(folder.resolve())]

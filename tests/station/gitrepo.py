@@ -10,11 +10,15 @@ PROCEDURE_YAML = """name: {name}
 version: "1.0"
 main:
   - name: check
-    python: phases.check
+    python: phases:check
 """
 
-PHASES_PY = """def check(ctx):
-    ctx.log.info("version {marker}")
+PHASES_PY = """import time
+
+
+def check(log):
+    log.info("version {marker}")
+    time.sleep({delay})
 """
 
 
@@ -42,9 +46,10 @@ class Repo:
         oid = self.repo.create_commit("refs/heads/main", self.sig, self.sig, message, tree, parents)
         return str(oid)
 
-    def procedure(self, marker: str, name: str = "Board test", extra: dict[str, str] | None = None) -> str:
+    def procedure(self, marker: str, name: str = "Board test", extra: dict[str, str] | None = None,
+                  delay: float = 0.0) -> str:
         files = {"procedure.yaml": PROCEDURE_YAML.format(name=name),
-                 "phases.py": PHASES_PY.format(marker=marker), **(extra or {})}
+                 "phases.py": PHASES_PY.format(marker=marker, delay=delay), **(extra or {})}
         return self.commit(files, f"procedure {marker}")
 
     def force_reset(self, sha: str) -> None:

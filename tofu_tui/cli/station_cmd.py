@@ -177,7 +177,7 @@ def queue_retry(queue_id: int | None) -> None:
         count = _open_queue().retry(queue_id)
     except QueueError as exc:
         _fail(str(exc))
-    _notify_daemon_drain()
+    _notify_daemon_drain(queue_id)
     click.echo(f"{count} entr{'y' if count == 1 else 'ies'} will be tried again now.")
 
 
@@ -216,13 +216,13 @@ def queue_export(queue_id: int, out: str | None) -> None:
         click.echo(text)
 
 
-def _notify_daemon_drain() -> None:
+def _notify_daemon_drain(queue_id: int | None) -> None:
     """Tell a running daemon to drain now (best effort: it drains every 5 s anyway)."""
     from tofu_tui.models.commands import QueueRetryCommand
     from tofu_tui.station.control import ControlError, send_command
 
     try:
-        send_command(_paths(), QueueRetryCommand(queue_id=None, id="cli-noop-retry"), timeout=2.0)
+        send_command(_paths(), QueueRetryCommand(queue_id=queue_id), timeout=2.0)
     except ControlError:
         pass
 

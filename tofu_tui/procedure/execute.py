@@ -60,6 +60,7 @@ from tofu_tui.procedure.prompts import (
     PromptBroker,
     PromptTimedOut,
     PromptUnanswered,
+    format_refusal,
 )
 from tofu_tui.procedure.scheduler import (
     SHUTDOWN_TEARDOWN_WORKERS,
@@ -227,6 +228,7 @@ class _Run:
         self._attempt_start: dict[str, tuple[datetime, float, int]] = {}
         self._prompts: dict[str, Prompt] = {}  # job id -> its open prompt
         self._old_pools: list[WorkerPool] = []
+        self._after_stop: set[str] = set()
 
     # --- control -------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -383,6 +385,15 @@ class _Run:
             return _unit_from_answer(result)
 
         components = identify_components(spec_unit)
+        form_keys = {c.key for c in components}
+        # --revision/--batch for fields the form does not ask: set on the unit as given
+        extra = {k: v for k, v in preset.items() if k in UNIT_FIELDS and k not in form_keys}
+        preset = {k: v for k, v in preset.items() if k not in extra}
+        refusal = None
+        if preset:
+            checked = validate_identify(spec_unit, dict(preset))
+            if not checked.ok:
+                refusal = format_refusal(checked.errors)
         try:
             prompt = self.broker.open(
                 IDENTIFY_KEY,
@@ -393,25 +404,30 @@ class _Run:
                 preset=preset or None,
             )
         except HeadlessPrompt:
-            raise _NothingRan(
-                "ERROR",
-                "The unit must be identified before the run, but this run is headless and "
-                "nobody can answer the identify prompt. Pass --serial and --part, add an "
-                '"identify" entry to --ui-values, or set unit.auto_identify with default '
-                "values in procedure.yaml.",
-            ) from None
+            raise _NothingRan("ERROR", self._identify_headless(refusal)) from None
         deadline = None if self.options.ui_timeout_s is not None else IDENTIFY_TIMEOUT_S
         try:
             answer = await self.broker.wait(prompt, deadline_s=deadline)
         except PromptTimedOut:
             raise _NothingRan("ERROR", "Nobody identified the unit in time; the run was refused.") from None
-        except HeadlessPrompt as exc:
-            raise _NothingRan("ERROR", f"{exc} Identify the unit with --serial/--part.") from None
+        except HeadlessPrompt:
+            raise _NothingRan("ERROR", self._identify_headless(prompt.extras.get("refusal"))) from None
         except PromptUnanswered as exc:
             if self.stopped:
                 raise _NothingRan("ABORTED", "The run was stopped before the unit was identified.") from None
             raise _NothingRan("ERROR", f"The identify prompt closed without an answer ({exc.reason}).") from None
-        return _unit_from_answer(answer)
+        unit = _unit_from_answer(answer)
+        unit.update(extra)
+        return unit
+
+    @staticmethod
+    def _identify_headless(refusal: str | None) -> str:
+        why = f" The given unit fields were refused: {refusal}." if refusal else ""
+        return (
+            "The unit must be identified before the run, but nobody can answer the identify "
+            f"prompt (headless run).{why} Pass --serial and --part, add an \"identify\" entry to "
+            "--ui-values, or set unit.auto_identify with default values in procedure.yaml."
+        )
 
     # --- one attempt -------------------------------------------------------------------
     def _scope_of(self, job: Job) -> _Scope:
@@ -449,6 +465,8 @@ class _Run:
         t0 = time.monotonic()
         live_id = f"{job.id}/{attempt}"
         self._job_info[live_id] = (phase, scope.label)
+        if self.stopped:
+            self._after_stop.add(job.id)  # teardown started after the stop: not interrupted
         self._attempt_start[job.id] = (started_at, t0, attempt)
         self.emit(PhaseStarted(phase_key=phase.key, phase_name=phase.name, attempt=attempt, slot=scope.label))
         deadline = t0 + phase.timeout_ms / 1000 if phase.timeout_ms else None
@@ -503,7 +521,7 @@ class _Run:
         unit_in: dict[str, Any],
     ) -> AttemptOutcome:
         if prompt is None or not prompt.waits:
-            verdict = PhaseVerdict("STOP" if self.stopped else "PASS", None, None)
+            verdict = PhaseVerdict("STOP" if self._interrupted(job) else "PASS", None, None)
             return self._conclude(job, scope, started_at, verdict)
         evaluated: list[Any] = []
         unit_updates: dict[str, Any] = {}
@@ -528,7 +546,7 @@ class _Run:
             check_failed=any(e.check_failed for e in evaluated),
             retry_count=job.retry_count,
             retry_limit=job.retry_limit,
-            operator_stop=self.stopped,
+            operator_stop=self._interrupted(job),
             timeout_ms=job.phase.timeout_ms,
         )
         unit_out = _apply_unit_updates(_copy_unit(unit_in), unit_updates)
@@ -556,7 +574,7 @@ class _Run:
                 check_failed=any(e.check_failed for e in evaluated),
                 retry_count=job.retry_count,
                 retry_limit=job.retry_limit,
-                operator_stop=self.stopped,
+                operator_stop=self._interrupted(job),
                 timeout_ms=job.phase.timeout_ms,
             )
 
@@ -571,7 +589,7 @@ class _Run:
                 except PromptUnanswered as exc:
                     verdict = (
                         PhaseVerdict("STOP", None, None)
-                        if self.stopped
+                        if self._interrupted(job)
                         else PhaseVerdict(
                             "ERROR",
                             f"The prompt closed without an answer ({exc.reason})",
@@ -604,6 +622,10 @@ class _Run:
             unit_out=unit_out,
             run_metadata_in=run_metadata_in,
         )
+
+    def _interrupted(self, job: Job) -> bool:
+        """§7.2 rule 3: an operator stop is in progress for this attempt."""
+        return self.stopped and job.id not in self._after_stop
 
     def _prompt_timeout(self, job: Job, deadline: float | None, exc: Exception) -> PhaseVerdict:
         if deadline is not None and time.monotonic() >= deadline - 0.05:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -13,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from tofu_tui.procedure.identifiers import is_valid_key
-from tofu_tui.procedure.interpreter import find_interpreter
+from tofu_tui.procedure.interpreter import find_dependency_file, find_interpreter
 from tofu_tui.procedure.preflight import preflight
 from tofu_tui.procedure.schema import PhaseSpec, ProcedureSpec
 
@@ -49,6 +51,25 @@ class LoadedProcedure:
     directory: Path  # cwd and sys.path[0] of workers
     interpreter: Path
     warnings: list[Problem] = field(default_factory=list)
+    procedure_id: str | None = None  # from tofupilot.json, for the upload (§1)
+    dependency_file: Path | None = None  # nearest pyproject.toml, else requirements.txt
+
+
+def read_link_file(directory: Path) -> tuple[str | None, Problem | None]:
+    """`tofupilot.json` `procedureId`, and a warning if the file exists but is unusable."""
+    link = directory / "tofupilot.json"
+    if not link.is_file():
+        return None, None
+    try:
+        data = json.loads(link.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return None, Problem(file=str(link), message=f"ignored: not valid JSON ({exc})")
+    value = data.get("procedureId") if isinstance(data, dict) else None
+    if value is None:
+        return None, None
+    if not isinstance(value, str) or not value.strip():
+        return None, Problem(file=str(link), field="procedureId", message="ignored: expected a non-empty string")
+    return value.strip(), None
 
 
 # ---------------------------------------------------------------- discovery (§3 row 1)
@@ -80,6 +101,43 @@ def find_procedure_file(path: Path) -> Path:
 # ---------------------------------------------------------------- YAML with line numbers
 
 
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster
+
+
+class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
+    """YAML 1.2 core scalars: `yes`, `no`, `on`, `off` and dates stay text, `010` is ten
+    (PyYAML follows YAML 1.1, where `value: no` would be a bool)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag.rsplit(":", 1)[-1] not in ("bool", "int", "float", "timestamp")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    text = str(loader.construct_scalar(node))
+    if text.startswith(("0o", "0x")):
+        return int(text, 0)
+    return int(text, 10)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+
 class _YamlProblem(Exception):
     def __init__(self, line: int | None, message: str, loc: Loc = ()) -> None:
         super().__init__(message)
@@ -90,7 +148,7 @@ class _YamlProblem(Exception):
 
 def _parse_yaml(text: str) -> tuple[Any, dict[Loc, int]]:
     """The document as plain Python data, and the 1-based line of every key and item."""
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         try:
             node = loader.get_single_node()
@@ -105,6 +163,9 @@ def _parse_yaml(text: str) -> tuple[Any, dict[Loc, int]]:
                 else:
                     detail = f"{detail} ({exc.context})"
             column = f" at column {mark.column + 1}" if mark is not None else ""
+            text_lines = text.splitlines()
+            if mark is not None and mark.line < len(text_lines) and "\t" in text_lines[mark.line]:
+                detail += "; this line has a tab: indent with spaces"
             raise _YamlProblem(line, f"invalid YAML{column}: {detail}") from None
         except yaml.YAMLError as exc:
             raise _YamlProblem(None, f"invalid YAML: {exc}") from None
@@ -116,7 +177,7 @@ def _parse_yaml(text: str) -> tuple[Any, dict[Loc, int]]:
         loader.dispose()
 
 
-def _convert(loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> Any:
+def _convert(loader: _Loader, node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> Any:
     lines.setdefault(loc, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         try:
@@ -459,10 +520,16 @@ def load_procedure(path: Path) -> LoadedProcedure:
     problems = problems_of(preflight(spec, directory))
     if problems:
         raise ProcedureLoadError(problems)
+    procedure_id, link_warning = read_link_file(directory)
+    warnings = problems_of(_slot_warnings(spec))
+    if link_warning is not None:
+        warnings.append(link_warning)
     return LoadedProcedure(
         spec=_without_removed(spec),
         file=file.resolve(),
         directory=directory,
         interpreter=find_interpreter(directory),
-        warnings=problems_of(_slot_warnings(spec)),
+        warnings=warnings,
+        procedure_id=procedure_id,
+        dependency_file=find_dependency_file(directory),
     )

@@ -151,6 +151,10 @@ SHELL_TAIL_LINES = 2_000
 _log = logging.getLogger(__name__)
 
 
+class WorkerStartError(RuntimeError):
+    """No worker process could be started (bad interpreter, broken environment)."""
+
+
 class _SpawnFailed:
     def __init__(self, message: str) -> None:
         self.message = message
@@ -257,6 +261,8 @@ class WorkerPool:
         self.directory = Path(loaded.directory).resolve()
         self._idle: asyncio.Queue[_Worker | _SpawnFailed] = asyncio.Queue()
         self._count = 0  # live + starting workers
+        self._starting = 0  # spawns in flight
+        self._waiting = 0  # attempts waiting for an idle worker
         self._workers: set[_Worker] = set()
         self._spawning: set[asyncio.Task[None]] = set()
         self._free_ids: list[int] = []
@@ -266,8 +272,27 @@ class WorkerPool:
 
     # -- lifecycle ------------------------------------------------------------------
 
-    async def start(self) -> None:
-        for _ in range(min(self.prestart, self.size) - self._count):
+    async def start(self, wait: bool = True) -> None:
+        """Start the first worker(s). With `wait`, return once the first one is ready and
+        raise WorkerStartError if it cannot start (§10: then nothing runs); without,
+        return at once (its start-up overlaps the caller's work)."""
+        want = min(self.prestart, self.size) - self._count
+        if want <= 0:
+            return
+        if wait:
+            worker_id = self._take_id()
+            self._count += 1
+            try:
+                w = await self._spawn(worker_id)
+            except BaseException as exc:
+                self._count -= 1
+                self._free_ids.append(worker_id)
+                if isinstance(exc, Exception):
+                    raise WorkerStartError(str(exc)) from None
+                raise
+            self._idle.put_nowait(w)
+            want -= 1
+        for _ in range(want):
             self._spawn_in_background()
 
     async def close(self) -> None:
@@ -305,6 +330,7 @@ class WorkerPool:
 
     def _spawn_in_background(self) -> None:
         self._count += 1
+        self._starting += 1
         task = asyncio.ensure_future(self._spawn_into_queue())
         self._spawning.add(task)
         task.add_done_callback(self._spawning.discard)
@@ -315,12 +341,15 @@ class WorkerPool:
             w = await self._spawn(worker_id)
         except asyncio.CancelledError:
             self._count -= 1
+            self._starting -= 1
             raise
         except Exception as exc:
             self._count -= 1
+            self._starting -= 1
             self._free_ids.append(worker_id)
             self._idle.put_nowait(_SpawnFailed(str(exc)))
             return
+        self._starting -= 1
         if self._closed:
             w.kill_group()
             await self._reap(w)
@@ -407,9 +436,20 @@ class WorkerPool:
             self._spawn_in_background()
 
     async def _acquire(self) -> _Worker | _SpawnFailed:
-        if self._idle.empty() and self._count < self.size:
+        # Start another worker only if the ones already starting are all spoken for:
+        # on a small machine, extra interpreters starting at once slow the first.
+        if self._idle.empty() and self._count < self.size and self._waiting >= self._starting:
             self._spawn_in_background()
-        return await self._idle.get()
+        self._waiting += 1
+        try:
+            while True:
+                got = await self._idle.get()
+                if isinstance(got, _Worker) and got.process.returncode is not None:
+                    await self._discard(got)  # died while idle (OOM killer, kill -9 ...)
+                    continue
+                return got
+        finally:
+            self._waiting -= 1
 
     # -- attempts -------------------------------------------------------------------
 

@@ -72,6 +72,16 @@ def _covers_required(components: list[Any], values: dict[str, Any]) -> bool:
     )
 
 
+def headless_message(prompt: Prompt, why: str) -> str:
+    refusal = prompt.extras.get("refusal")
+    hint = f" (its --ui-values entry was refused: {refusal})" if refusal else ""
+    return (
+        f"The prompt of phase '{prompt.phase_key}' waits for an operator answer, but {why}"
+        f"{hint}. Give the answer in --ui-values under \"{prompt.phase_key}\", or run with "
+        "--json and answer on stdin."
+    )
+
+
 def format_refusal(errors: dict[str, str]) -> str:
     return "; ".join(f"{key}: {message}" for key, message in errors.items()) or "answer refused"
 
@@ -127,13 +137,9 @@ class PromptBroker:
                 auto = result
             else:
                 refusal = format_refusal(result.errors)
+        prompt.extras["refusal"] = refusal
         if waits and auto is None and self.headless:
-            hint = f" (its --ui-values entry was refused: {refusal})" if refusal else ""
-            raise HeadlessPrompt(
-                f"Phase '{phase_key}' waits for an operator answer, but this run is headless "
-                f"and nothing can answer it{hint}. Give the answer in --ui-values under "
-                f'"{phase_key}", or run with --json and answer on stdin.'
-            )
+            raise HeadlessPrompt(headless_message(prompt, "this run is headless"))
         self.open_prompts[prompt.request_id] = prompt
         self.emit(
             UiRequest(
@@ -206,10 +212,7 @@ class PromptBroker:
         for prompt in list(self.open_prompts.values()):
             if prompt.waits and not prompt.future.done():
                 prompt.future.set_exception(
-                    HeadlessPrompt(
-                        f"Phase '{prompt.phase_key}' waits for an operator answer, but no "
-                        "front end can answer any more (stdin closed)."
-                    )
+                    HeadlessPrompt(headless_message(prompt, "no front end can answer any more (stdin closed)"))
                 )
                 self._close(prompt, "headless")
 
@@ -224,10 +227,7 @@ class PromptBroker:
             raise PromptUnanswered(prompt.close_reason or "closed")
         if self.headless and not prompt.future.done():
             self.close(prompt, "headless")
-            raise HeadlessPrompt(
-                f"Phase '{prompt.phase_key}' waits for an operator answer, but this run is "
-                "headless and nothing can answer it."
-            )
+            raise HeadlessPrompt(headless_message(prompt, "this run is headless"))
         limits = [t for t in (deadline_s, self.ui_timeout_s) if t is not None]
         timeout = min(limits) if limits else None
         try:

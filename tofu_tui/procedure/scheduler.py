@@ -167,6 +167,8 @@ class Scheduler:
         self.slot_count = len(slots)
         self.active_slot = 0  # slot_first: the slot currently allowed to run
         self._front = itertools.count(1)
+        self._order = list(self.jobs)  # queue order; re-sorted when a retry jumps the front
+        self._order_dirty = False
         self._tasks: dict[asyncio.Task[AttemptOutcome], Job] = {}
         self._timers: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -229,33 +231,49 @@ class Scheduler:
     def _running(self) -> list[Job]:
         return [job for job in self.jobs if job.state == "running"]
 
-    def _implicitly_ready(self, job: Job) -> bool:
-        def all_final(pred: Callable[[Job], bool]) -> bool:
-            return all(j.final for j in self.jobs if pred(j) and j is not job)
+    def _snapshot(self) -> tuple[dict[tuple[int, str], int], set[int]]:
+        """Unfinished jobs per (slot, stage), and slots with a running non-teardown job."""
+        open_groups: dict[tuple[int, str], int] = {}
+        busy: set[int] = set()
+        for j in self.jobs:
+            if not j.final:
+                group = (j.slot_index, j.stage)
+                open_groups[group] = open_groups.get(group, 0) + 1
+                if j.state == "running" and j.stage != "teardown":
+                    busy.add(j.slot_index)
+        return open_groups, busy
 
+    def _implicitly_ready(
+        self, job: Job, snapshot: tuple[dict[tuple[int, str], int], set[int]] | None = None
+    ) -> bool:
+        open_groups, busy = snapshot or self._snapshot()
         if job.execution_wide:
             if job.stage == "setup":
                 return True
-            return all_final(lambda j: not (j.execution_wide and j.stage == "teardown"))
+            # execution-wide teardown: after everything else
+            return sum(open_groups.values()) == open_groups.get((-1, "teardown"), 0)
         if self.strategy == "slot_first" and job.slot_index != self.active_slot:
             return False
-        if not all_final(lambda j: j.execution_wide and j.stage == "setup"):
+        if open_groups.get((-1, "setup")):
             return False
         mine = job.slot_index
         if job.stage == "setup":
             return True
         if job.stage == "main":
-            return all_final(lambda j: j.slot_index == mine and j.stage == "setup")
+            return not open_groups.get((mine, "setup"))
         # per-slot teardown: after the slot's setup and main, and no running job of the slot
-        if not all_final(lambda j: j.slot_index == mine and j.stage != "teardown"):
+        if open_groups.get((mine, "setup")) or open_groups.get((mine, "main")):
             return False
-        return not any(
-            j.state == "running" and j.slot_index == mine and j.stage != "teardown"
-            for j in self.jobs
-        )
+        return mine not in busy
 
-    def _ready(self, job: Job, *, ignore_edges: bool = False) -> bool:
-        if job.state != "waiting" or not self._implicitly_ready(job):
+    def _ready(
+        self,
+        job: Job,
+        *,
+        ignore_edges: bool = False,
+        snapshot: tuple[dict[tuple[int, str], int], set[int]] | None = None,
+    ) -> bool:
+        if job.state != "waiting" or not self._implicitly_ready(job, snapshot):
             return False
         return ignore_edges or all(self.by_id[d].final for d in job.deps)
 
@@ -275,14 +293,18 @@ class Scheduler:
         return self.workers
 
     def _pick(self) -> Job | None:
-        waiting = sorted((j for j in self.jobs if j.state == "waiting"), key=lambda j: j.rank)
+        if self._order_dirty:
+            self._order.sort(key=lambda j: j.rank)
+            self._order_dirty = False
+        snapshot = self._snapshot()
+        waiting = [j for j in self._order if j.state == "waiting"]
         for job in waiting:
-            if self._ready(job):
+            if self._ready(job, snapshot=snapshot):
                 return job
         if waiting and not self._tasks and not any(j.state == "delayed" for j in self.jobs):
             # Only unchecked setup/teardown edges can form a cycle; never deadlock on one.
             for job in waiting:
-                if self._ready(job, ignore_edges=True):
+                if self._ready(job, ignore_edges=True, snapshot=snapshot):
                     return job
         return None
 
@@ -406,6 +428,7 @@ class Scheduler:
             return
         job.retry_count += 1
         job.rank = -next(self._front)
+        self._order_dirty = True
         job.state = "waiting"
         self._wake.set()
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import codecs
 import collections
+import contextlib
 import json
 import math
 import os
@@ -122,7 +123,7 @@ class LogSink:
             return
         if len(message) > LINE_CAP:
             message = f"{message[:LINE_CAP]} [... {len(message) - LINE_CAP} characters cut]"
-        if file.startswith(self.prefix):
+        if file and file.startswith(self.prefix):
             file = file[len(self.prefix) :]
         entry = [level, time.time(), message, file, line]
         with self.lock:
@@ -207,19 +208,39 @@ class LineSplitter:
         self.lock = threading.Lock()
 
     def feed(self, text: str) -> None:
+        if not text:
+            return
         with self.lock:
-            start = 0
-            while True:
-                nl = text.find("\n", start)
-                if nl < 0:
-                    self._partial(text[start:])
-                    return
-                self._partial(text[start:nl])
-                self._emit()
-                start = nl + 1
+            if "\n" not in text:
+                self._partial(text)
+                return
+            pieces = text.split("\n")
+            last = pieces.pop()
+            first = True
+            for piece in pieces:
+                if first and (self.parts or self.overflow):
+                    self._partial(piece)
+                    self._emit()
+                else:
+                    self._emit_text(piece)
+                first = False
+            if last:
+                self._partial(last)
+
+    def _emit_text(self, line: str) -> None:
+        if len(line) > LINE_CAP:
+            line = f"{line[:LINE_CAP].strip()} [... {len(line) - LINE_CAP} characters cut]"
+        else:
+            line = line.strip()
+        if line:
+            self.sink.log(self.level, line)
 
     def _partial(self, piece: str) -> None:
         if not piece:
+            return
+        if self.size + len(piece) <= LINE_CAP:
+            self.parts.append(piece)
+            self.size += len(piece)
             return
         room = LINE_CAP - self.size
         if room <= 0:
@@ -540,6 +561,15 @@ class _ValueLike:
     def __contains__(self, item: Any) -> bool:
         return item in self.value
 
+    def __neg__(self) -> Any:
+        return -self.value
+
+    def __abs__(self) -> Any:
+        return abs(self.value)
+
+    def __round__(self, ndigits: int | None = None) -> Any:
+        return round(self.value, ndigits)
+
 
 def _delegate(op: str) -> Any:
     import operator
@@ -559,9 +589,6 @@ for _op in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow"):
     _fwd, _rev = _delegate(_op)
     setattr(_ValueLike, f"__{_op}__", _fwd)
     setattr(_ValueLike, f"__r{_op}__", _rev)
-_ValueLike.__neg__ = lambda self: -self.value  # type: ignore[attr-defined]
-_ValueLike.__abs__ = lambda self: abs(self.value)  # type: ignore[attr-defined]
-_ValueLike.__round__ = lambda self, n=None: round(self.value, n)  # type: ignore[attr-defined]
 
 
 class MeasurementHandle(_ValueLike):
@@ -1103,6 +1130,8 @@ class Job:
 
     def resolve_callable(self) -> Any:
         msg = self.msg
+        if msg.get("refusal"):
+            raise _Refusal(msg["refusal"])
         file = msg.get("file")
         name = msg["callable"]
         if file and os.path.isfile(file):
@@ -1200,9 +1229,9 @@ class Job:
         except PhaseSignal as sig:
             done["signal"] = sig.kind
             done["smsg"] = sig.msg
-            text = f"phase.{sig.kind}()" + (f": {sig.msg}" if sig.msg else "")
-            frame = _user_frame(sig.__traceback__)
-            self.worker.sink.log("INFO", text, *(frame or ("", 0)))
+            if sig.msg:
+                frame = _user_frame(sig.__traceback__)
+                self.worker.sink.log("INFO", sig.msg, *(frame or ("", 0)))
         except _Refusal as exc:
             done["error"] = str(exc)
             self.worker.sink.log("ERROR", str(exc))
@@ -1257,12 +1286,17 @@ class Worker:
         self.plughost: Any = None
         self.fd_out: Any = None
         self.fd_err: Any = None
+        self.stdout: Any = None
+        self.stderr: Any = None
+        self.capture: Any = None
+        self.root_logger: Any = None
+        self.is_fork_child = False
         self.inbox: list[dict[str, Any]] = []
 
     def wait_give(self) -> dict[str, Any]:
         msg = self.channel.recv()
         if msg is None:
-            os._exit(0)
+            raise SystemExit("the engine went away")
         return msg
 
     def plug_proxy(self, key: str, address: Any, ctx: dict[str, Any]) -> Any:
@@ -1291,8 +1325,10 @@ class Worker:
         # Separate splitters: a partial line from print() must not glue onto a child's.
         self.fd_out = FdCapture(1, LineSplitter(self.sink, "INFO"))
         self.fd_err = FdCapture(2, LineSplitter(self.sink, "WARNING"))
-        sys.stdout = CapturedStream(self.out, 1)  # type: ignore[assignment]
-        sys.stderr = CapturedStream(self.err, 2)  # type: ignore[assignment]
+        self.stdout = CapturedStream(self.out, 1)
+        self.stderr = CapturedStream(self.err, 2)
+        sys.stdout = self.stdout  # type: ignore[assignment]
+        sys.stderr = self.stderr  # type: ignore[assignment]
 
         sink = self.sink
 
@@ -1307,11 +1343,34 @@ class Worker:
                     pass
 
         root = logging.getLogger()
-        root.addHandler(Capture())
+        self.capture = Capture()
+        root.addHandler(self.capture)
         root.setLevel(logging.INFO)
+        self.root_logger = root
         threading.Thread(target=self.sink.flusher, daemon=True).start()
 
+    def reset_process(self) -> None:
+        """Undo what one phase may have changed for the next: its output streams, the
+        log capture handler and the working directory. Other process state is kept."""
+        if sys.stdout is not self.stdout:
+            sys.stdout = self.stdout  # type: ignore[assignment]
+        if sys.stderr is not self.stderr:
+            sys.stderr = self.stderr  # type: ignore[assignment]
+        if self.capture is not None and self.capture not in self.root_logger.handlers:
+            self.root_logger.addHandler(self.capture)
+        try:
+            if os.getcwd() != self.proc_dir:
+                os.chdir(self.proc_dir)
+        except OSError:
+            os.chdir(self.proc_dir)
+
+    def forked(self) -> None:
+        """In a child made by os.fork() in a phase: never talk on the worker's channel."""
+        self.sink.channel = None
+        self.is_fork_child = True
+
     def run_job(self, msg: dict[str, Any]) -> None:
+        self.reset_process()
         self.sink.begin()
         t0 = time.time()
         try:
@@ -1325,6 +1384,8 @@ class Worker:
             self.fd_err.splitter.finish()
         self.out.finish()
         self.err.finish()
+        if self.is_fork_child:
+            os._exit(0)  # a forked copy of the phase returned: it must not answer the engine
         done["t0"] = t0
         done["t1"] = time.time()
         self.sink.end(done)
@@ -1357,20 +1418,30 @@ def main() -> None:
         pass
     worker = Worker(proc_dir, Channel(sock))
     worker.install_capture()
+    real_exit = os._exit
+
+    def flushing_exit(code: int) -> None:
+        # os._exit skips every cleanup: send what the phase recorded before it dies.
+        with contextlib.suppress(Exception):
+            worker.sink.flush()
+        real_exit(code)
+
+    os._exit = flushing_exit  # type: ignore[assignment]
+    os.register_at_fork(after_in_child=worker.forked)
 
     def serve() -> None:
         try:
             worker.serve()
         except (BrokenPipeError, ConnectionResetError):
             pass
-        os._exit(0)
+        real_exit(0)
 
     # Phases run on this one long-lived thread (not the main thread, as in the
     # reference engine); reusing it keeps a job's round trip short.
     runner = threading.Thread(target=serve, name="phase-runner", daemon=True)
     runner.start()
     runner.join()
-    os._exit(0)
+    real_exit(0)
 
 
 if __name__ == "__main__":

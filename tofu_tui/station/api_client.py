@@ -33,7 +33,8 @@ class Unreachable(ApiError):
 
 
 class Unauthorized(ApiError):
-    """401/403: the key is unknown or was revoked. The daemon exits 75."""
+    """401: the key is unknown or was revoked. The daemon exits 75. (A 403 refuses one
+    request, e.g. a run of a procedure no longer linked: that is `Rejected`.)"""
 
 
 class Rejected(ApiError):
@@ -137,7 +138,7 @@ def raise_for(response: httpx.Response, what: str) -> None:
     status = response.status_code
     message, code = _server_message(response)
     text = f"{what}: the server answered {status}: {message}"
-    if status in (401, 403):
+    if status == 401:
         raise Unauthorized(text, status=status, code=code)
     if status == 429 or status >= 500:
         retry_after: float | None = None

@@ -31,24 +31,23 @@ def uv_binary() -> str:
 
 
 def declaration(procedure_dir: Path, root: Path) -> Path | None:
-    """The nearest requirements.txt or pyproject.toml (with dependencies), from the
-    procedure's folder up to the checkout's root."""
-    folder = procedure_dir
-    while True:
-        requirements = folder / "requirements.txt"
-        if requirements.is_file():
-            return requirements
-        pyproject = folder / "pyproject.toml"
-        if pyproject.is_file():
-            try:
-                project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
-            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-                raise EnvError(f"{pyproject.relative_to(root)} is not valid TOML: {exc}") from None
-            if project.get("dependencies"):
-                return pyproject
-        if folder == root or root not in folder.parents:
-            return None
-        folder = folder.parent
+    """What the procedure declares (procedure-format.md §1): the nearest pyproject.toml,
+    otherwise the nearest requirements.txt, from its folder up to the checkout's root."""
+    for name in ("pyproject.toml", "requirements.txt"):
+        folder = procedure_dir
+        while True:
+            candidate = folder / name
+            if candidate.is_file():
+                if name == "pyproject.toml":
+                    try:
+                        tomllib.loads(candidate.read_text(encoding="utf-8"))
+                    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+                        raise EnvError(f"{candidate.relative_to(root)} is not valid TOML: {exc}") from None
+                return candidate
+            if folder == root or root not in folder.parents:
+                break
+            folder = folder.parent
+    return None
 
 
 def venv_python(venv: Path) -> Path:

@@ -228,7 +228,8 @@ class Drainer:
         self.client = client
         self.emit = emit
         self.clock = clock or queue.clock
-        self._lock = FileLock(str(queue.paths.drain_lock), timeout=0)
+        # Not thread-local: the daemon drains from whichever worker thread is free.
+        self._lock = FileLock(str(queue.paths.drain_lock), timeout=0, thread_local=False)
 
     def drain(self, max_entries: int | None = None) -> float | None:
         """Upload what is due. Returns the seconds until the head is due again, 0 if it

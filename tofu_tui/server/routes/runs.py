@@ -265,8 +265,8 @@ def _summary(run: db.Run, procedure_name: str, station_name: str | None) -> dict
 def _names(session: Session, runs: list[db.Run]) -> tuple[dict[str, str], dict[str, str]]:
     proc_ids = {r.procedure_id for r in runs}
     station_ids = {r.station_id for r in runs if r.station_id}
-    procs = dict(session.execute(select(db.Procedure.id, db.Procedure.name).where(db.Procedure.id.in_(proc_ids))).tuples().all()) if proc_ids else {}
-    stations = dict(session.execute(select(db.Station.id, db.Station.name).where(db.Station.id.in_(station_ids))).tuples().all()) if station_ids else {}
+    procs = dict(session.execute(select(db.Procedure.id, db.Procedure.name).where(db.Procedure.id.in_(proc_ids))).all()) if proc_ids else {}
+    stations = dict(session.execute(select(db.Station.id, db.Station.name).where(db.Station.id.in_(station_ids))).all()) if station_ids else {}
     return procs, stations
 
 

@@ -98,7 +98,6 @@ async def stream(websocket: WebSocket) -> None:
         return
 
     wake = asyncio.Event()
-    wake.set()  # deliver whatever queued while the station was away
     state.hub.register(station_id, wake)
     presence_id = await run_in_threadpool(_open_presence, state, station_id)
     cap = state.settings.max_stream_message_bytes
@@ -148,14 +147,19 @@ async def stream(websocket: WebSocket) -> None:
                     {"type": "error", "code": "invalid_message", "message": 'expected {"type": "event", "event": {"type": ...}}'}
                 )
 
-    sender = asyncio.create_task(send_commands())
+    sender: asyncio.Task[None] | None = None
     try:
+        # Whatever queued while the station was away goes first, before anything else.
+        for command in await run_in_threadpool(_take, state, station_id):
+            await websocket.send_json({"type": "command", "command": command})
+        sender = asyncio.create_task(send_commands())
         await receive_events()
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await sender
+        if sender is not None:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
         state.hub.unregister(station_id, wake)
         await run_in_threadpool(_close_presence, state, presence_id, station_id)

@@ -1,0 +1,171 @@
+"""Engine benchmark: `tofu-tui run` against OpenHTF on the same work, side by side.
+
+For N = 1, 100 and 500 trivial phases, each setting one measurement with a range
+validator, it builds a tofu-tui procedure and an equivalent OpenHTF test, runs each as a
+whole process several times, and prints the median wall time of each, their ratio and
+the per-phase overhead; then the same for `workers: 8` with independent phases; then the
+peak RSS of the station process (and its children) while a phase prints one million lines.
+
+    python benchmarks/bench_engine.py [--repeat 5] [--sizes 1,100,500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def tofu_procedure(root: Path, n: int, workers: int) -> Path:
+    folder = root / f"tofu_{n}_{workers}"
+    (folder / "phases").mkdir(parents=True, exist_ok=True)
+    funcs = "\n".join(f"def p{i}(measurements):\n    measurements.m{i} = 5.0\n" for i in range(n))
+    (folder / "phases" / "bench.py").write_text(funcs, encoding="utf-8")
+    lines = [
+        "name: Bench",
+        "unit: {auto_identify: true, serial_number: {default_value: SN1}, part_number: {default_value: PN1}}",
+        f"execution: {{workers: {workers}}}",
+        "main:",
+    ]
+    for i in range(n):
+        lines.append(
+            f"  - {{name: p{i}, python: 'phases.bench:p{i}', measurements: "
+            f"[{{name: m{i}, validators: [{{operator: '>=', expected_value: 0}}, "
+            f"{{operator: '<=', expected_value: 10}}]}}]}}"
+        )
+    (folder / "procedure.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def openhtf_script(root: Path, n: int) -> Path:
+    path = root / f"htf_{n}.py"
+    body = ["import openhtf as htf", ""]
+    for i in range(n):
+        body.append(f"@htf.measures(htf.Measurement('m{i}').in_range(0, 10))")
+        body.append(f"def p{i}(test):\n    test.measurements.m{i} = 5.0\n")
+    body.append(
+        textwrap.dedent(
+            f"""
+            if __name__ == "__main__":
+                test = htf.Test({", ".join(f"p{i}" for i in range(n))})
+                ok = test.execute(test_start=lambda: "SN1")
+                raise SystemExit(0 if ok else 1)
+            """
+        )
+    )
+    path.write_text("\n".join(body), encoding="utf-8")
+    return path
+
+
+def timed(argv: list[str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=child_env(), text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark run failed ({proc.returncode}): {' '.join(argv)}\n{proc.stderr}")
+    return elapsed
+
+
+def median_of(argv: list[str], repeat: int) -> float:
+    timed(argv)  # warm the file cache and bytecode
+    return statistics.median(timed(argv) for _ in range(repeat))
+
+
+def tofu_argv(folder: Path) -> list[str]:
+    return [sys.executable, "-m", "tofu_tui", "run", str(folder), "--json"]
+
+
+def compare(root: Path, sizes: list[int], repeat: int, workers: int) -> dict[int, tuple[float, float]]:
+    results: dict[int, tuple[float, float]] = {}
+    print(f"\n== {workers} worker{'s' if workers != 1 else ''} (independent phases) ==")
+    print(f"{'N':>5} {'tofu-tui s':>11} {'OpenHTF s':>10} {'ratio':>7}")
+    for n in sizes:
+        tofu = median_of(tofu_argv(tofu_procedure(root, n, workers)), repeat)
+        htf = median_of([sys.executable, str(openhtf_script(root, n))], repeat)
+        results[n] = (tofu, htf)
+        print(f"{n:>5} {tofu:>11.3f} {htf:>10.3f} {tofu / htf:>7.2f}", flush=True)
+    if len(sizes) > 1:
+        lo, hi = min(sizes), max(sizes)
+        per_tofu = (results[hi][0] - results[lo][0]) / (hi - lo) * 1000
+        per_htf = (results[hi][1] - results[lo][1]) / (hi - lo) * 1000
+        print(f"per-phase overhead: tofu-tui {per_tofu:.2f} ms, OpenHTF {per_htf:.2f} ms")
+    return results
+
+
+def peak_rss(root: Path, lines: int) -> None:
+    folder = root / "flood"
+    (folder / "phases").mkdir(parents=True, exist_ok=True)
+    (folder / "phases" / "flood.py").write_text(
+        f"import sys\n\ndef flood():\n    for i in range({lines}):\n        print(f'line {{i}} of a very chatty phase')\n",
+        encoding="utf-8",
+    )
+    (folder / "procedure.yaml").write_text(
+        "name: Flood\nunit: {auto_identify: true, serial_number: {default_value: SN1}, "
+        "part_number: {default_value: PN1}}\nmain: [{name: Flood, python: 'phases.flood:flood'}]\n",
+        encoding="utf-8",
+    )
+    for mode in (["--json"], []):
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tofu_tui", "run", str(folder), *mode],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=child_env(),
+        )
+        station = psutil.Process(proc.pid)
+        peak_main = peak_tree = 0
+        while proc.poll() is None:
+            try:
+                main_rss = station.memory_info().rss
+                tree = main_rss + sum(c.memory_info().rss for c in station.children(recursive=True))
+            except psutil.Error:
+                continue
+            peak_main = max(peak_main, main_rss)
+            peak_tree = max(peak_tree, tree)
+            time.sleep(0.02)
+        elapsed = time.perf_counter() - start
+        label = "--json" if mode else "human view"
+        print(
+            f"{lines:,} printed lines ({label}): exit {proc.returncode}, {elapsed:.1f} s, peak RSS "
+            f"station {peak_main / 2**20:.0f} MB, station + workers {peak_tree / 2**20:.0f} MB"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--sizes", default="1,100,500")
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, median of {args.repeat} whole-process runs")
+    with tempfile.TemporaryDirectory(prefix="tofu-bench-") as tmp:
+        root = Path(tmp)
+        if sys.prefix != sys.base_prefix:
+            # Procedure repositories carry their venv (§1): give the generated ones this one,
+            # as OpenHTF runs on it too, rather than timing `uv python find` on every run.
+            (root / ".venv").symlink_to(sys.prefix, target_is_directory=True)
+        compare(root, sizes, args.repeat, workers=1)
+        compare(root, sizes, args.repeat, workers=8)
+        print()
+        peak_rss(root, args.lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,346 @@
+"""Worker pool: timeouts, crashes, floods, shell phases, cancellation (§2.2, §8, issue 2)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.procedure.poolkit import Session, messages, request, run_phases, with_pool, yaml_for
+from tofu_tui.procedure.load import load_procedure
+from tofu_tui.procedure.pool import LiveEngineWarning, LiveLog, WorkerPool, WorkerStartError
+from tofu_tui.procedure.worker import HEAD_LINES, LINE_CAP, TAIL_LINES
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def _wait_gone(pid: int, seconds: float = 5.0) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if _gone(pid):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_timeout_kills_the_process_group_and_replaces_the_worker(make_procedure, tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    folder = make_procedure(
+        yaml_for(
+            "  - {name: hang, python: phases.hang, timeout: 600ms}",
+            "ok",
+        ),
+        {
+            "phases/hang.py": f"""
+            import subprocess, time
+
+            def hang(measurements, log):
+                measurements.partial = 1
+                log.info("about to hang")
+                child = subprocess.Popen(["sleep", "600"])
+                open({str(pidfile)!r}, "w").write(str(child.pid))
+                while True:
+                    time.sleep(1)
+            """,
+            "phases/ok.py": "def ok(measurements):\n    measurements.v = 1\n",
+        },
+    )
+
+    async def body(s: Session):
+        hung = await s.run("hang")
+        after = await s.run("ok")
+        return hung, after, s.events
+
+    hung, after, events = with_pool(folder, body)
+    assert hung.timed_out is True and hung.error is None
+    assert hung.measurements == {}
+    assert [(line.level, line.message) for line in hung.logs] == [
+        ("ERROR", "Phase timed out after 1 seconds")
+    ]
+    assert (hung.ended_at - hung.started_at).total_seconds() >= 0.6  # back-dated start
+    warnings = [e for e in events if isinstance(e, LiveEngineWarning)]
+    assert len(warnings) == 1 and "75%" in warnings[0].message
+    assert not any(isinstance(e, LiveLog) and e.line.message == "75%" for e in events)
+    assert _wait_gone(int(pidfile.read_text())), "the phase's child process survived the timeout"
+    assert after.error is None and after.measurements["v"].value == 1.0
+
+
+def test_worker_crashes_are_errors_and_the_pool_keeps_going(make_procedure) -> None:
+    folder = make_procedure(
+        yaml_for("hard_exit", "segv", "null_read", "ok"),
+        {
+            "phases/hard_exit.py": "import os\n\ndef hard_exit(measurements):\n    measurements.before = 1\n    os._exit(7)\n",
+            "phases/segv.py": "import os, signal, time\n\ndef segv():\n    os.kill(os.getpid(), signal.SIGSEGV)\n    time.sleep(30)  # the signal may land on another thread\n",
+            "phases/null_read.py": "import ctypes\n\ndef null_read():\n    ctypes.string_at(0)\n",
+            "phases/ok.py": "def ok(log):\n    log.info('alive')\n",
+        },
+    )
+    hard_exit, segv, null_read, ok = run_phases(folder, "hard_exit", "segv", "null_read", "ok")
+    assert hard_exit.error is not None and "exited with code 7" in hard_exit.error
+    assert hard_exit.measurements["before"].value == 1.0  # data recorded before is kept
+    assert segv.error is not None and "SIGSEGV" in segv.error
+    assert null_read.error is not None and "SIGSEGV" in null_read.error
+    assert "null_read" in null_read.error  # faulthandler's traceback names the phase
+    assert ok.error is None and messages(ok) == ["alive"]
+    assert hard_exit.logs[-1].level == "ERROR"
+
+
+def test_a_million_lines_stay_bounded(make_procedure) -> None:
+    folder = make_procedure(
+        yaml_for("flood"),
+        {
+            "phases/flood.py": """
+            def flood(measurements):
+                for i in range(200_000):
+                    print(f"line {i}")
+                measurements.done = True
+            """
+        },
+    )
+
+    async def body(s: Session):
+        return await s.run("flood"), s.events
+
+    result, events = with_pool(folder, body)
+    assert result.error is None
+    assert result.measurements["done"].value is True
+    assert len(result.logs) == HEAD_LINES + TAIL_LINES + 1
+    assert result.logs[0].message == "line 0"
+    assert result.logs[HEAD_LINES - 1].message == f"line {HEAD_LINES - 1}"
+    assert "log lines omitted" in result.logs[HEAD_LINES].message
+    assert result.logs[-1].message == "line 199999"
+    assert len(events) <= HEAD_LINES + TAIL_LINES + 2
+
+
+def test_binary_garbage_and_endless_lines(make_procedure) -> None:
+    folder = make_procedure(
+        yaml_for("garbage"),
+        {
+            "phases/garbage.py": """
+            import os, random, sys
+
+            def garbage(log):
+                rnd = random.Random(1)
+                sys.stdout.buffer.write(bytes(rnd.randrange(256) for _ in range(300_000)))
+                print()
+                os.write(1, bytes(rnd.randrange(256) for _ in range(300_000)) + b"\\n")
+                sys.stdout.write("x" * 3_000_000 + "\\n")
+                log.info("still here")
+            """
+        },
+    )
+    (result,) = run_phases(folder, "garbage")
+    assert result.error is None, result.error
+    assert "still here" in messages(result)
+    for line in result.logs:
+        assert len(line.message) <= LINE_CAP + 60
+    assert any("\ufffd" in line.message for line in result.logs)  # invalid UTF-8 replaced
+    assert any("characters cut" in line.message for line in result.logs)
+
+
+def test_import_stall_watchdog(make_procedure) -> None:
+    folder = make_procedure(
+        yaml_for("slow_import", "ok"),
+        {
+            "phases/slow_import.py": "import time\ntime.sleep(30)\n\ndef slow_import():\n    pass\n",
+            "phases/ok.py": "def ok():\n    pass\n",
+        },
+    )
+    slow, ok = run_phases(folder, "slow_import", "ok", import_stall_s=0.5)
+    assert slow.error is not None and "Importing the phase module" in slow.error
+    assert ok.error is None
+
+
+def test_cancelling_an_attempt_kills_its_worker(make_procedure, tmp_path: Path) -> None:
+    marker = tmp_path / "started"
+    folder = make_procedure(
+        yaml_for("forever", "ok"),
+        {
+            "phases/forever.py": f"import os, time\n\ndef forever():\n    open({str(marker)!r}, 'w').write(str(os.getpid()))\n    time.sleep(600)\n",
+            "phases/ok.py": "def ok():\n    pass\n",
+        },
+    )
+
+    async def body(s: Session):
+        task = asyncio.ensure_future(s.run("forever"))
+        while not marker.exists() or not marker.read_text():
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return int(marker.read_text()), await s.run("ok")
+
+    pid, ok = with_pool(folder, body)
+    assert _wait_gone(pid)
+    assert ok.error is None
+
+
+def test_parallel_workers(make_procedure, tmp_path: Path) -> None:
+    # a and b wait for each other: this only finishes if they run at the same time
+    folder = make_procedure(
+        yaml_for("a", "b"),
+        {
+            "phases/a.py": f"""
+            import os, time
+            def a(log):
+                open({str(tmp_path / 'a')!r}, 'w').close()
+                while not os.path.exists({str(tmp_path / 'b')!r}):
+                    time.sleep(0.01)
+                log.info(os.environ["WORKER_ID"])
+            """,
+            "phases/b.py": f"""
+            import os, time
+            def b(log):
+                open({str(tmp_path / 'b')!r}, 'w').close()
+                while not os.path.exists({str(tmp_path / 'a')!r}):
+                    time.sleep(0.01)
+                log.info(os.environ["WORKER_ID"])
+            """,
+        },
+    )
+
+    async def body(s: Session):
+        return await asyncio.wait_for(asyncio.gather(s.run("a"), s.run("b")), 60)
+
+    a, b = with_pool(folder, body, size=2)
+    assert {messages(a)[0], messages(b)[0]} == {"0", "1"}
+
+
+def test_bad_interpreter_is_a_clear_error(make_procedure) -> None:
+    folder = make_procedure(yaml_for("ok"), {"phases/ok.py": "def ok():\n    pass\n"})
+
+    async def main():
+        loaded = load_procedure(folder)
+        object.__setattr__(loaded, "interpreter", folder / "no-such-python")
+        pool = WorkerPool(loaded, 1, lambda e: None)
+        with pytest.raises(WorkerStartError) as raised:
+            await pool.start()
+        await pool.start(wait=False)
+        try:
+            return str(raised.value), await pool.run_attempt(request(loaded, "ok"))
+        finally:
+            await pool.close()
+
+    start_error, result = asyncio.run(main())
+    assert "Could not start a worker" in start_error and "no-such-python" in start_error
+    assert result.error is not None and "Could not start a worker" in result.error
+
+
+def test_a_worker_that_dies_at_start_up_is_reported(make_procedure, tmp_path: Path) -> None:
+    folder = make_procedure(yaml_for("ok"), {"phases/ok.py": "def ok():\n    pass\n"})
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho 'interpreter is broken' >&2\nexit 1\n")
+    fake.chmod(0o755)
+
+    async def main():
+        loaded = load_procedure(folder)
+        object.__setattr__(loaded, "interpreter", fake)
+        pool = WorkerPool(loaded, 1, lambda e: None)
+        try:
+            await pool.start()
+        except WorkerStartError as exc:
+            return str(exc)
+        finally:
+            await pool.close()
+
+    assert "interpreter is broken" in asyncio.run(main())
+
+
+# --- shell phases ------------------------------------------------------------------
+
+
+def test_shell_phase_output_exit_code_and_working_directory(make_procedure) -> None:
+    folder = make_procedure(
+        yaml_for(
+            "  - {name: ok, executable: {command: 'echo out; echo err >&2; pwd', working_directory: sub}}",
+            "  - {name: fails, executable: {command: 'echo bad; exit 3', shell: bash}}",
+            "  - {name: env, executable: {command: 'echo ${PYTHONPATH:-unset} $PYTHONUNBUFFERED'}}",
+        ),
+        {"sub/keep.txt": "x"},
+    )
+    os.environ["PYTHONPATH"] = "/nonexistent"
+    try:
+        ok, fails, env = run_phases(folder, "ok", "fails", "env")
+    finally:
+        del os.environ["PYTHONPATH"]
+    assert ok.exit_code == 0 and ok.error is None
+    # stdout and stderr are separate pipes: their relative order is not defined
+    assert sorted((line.level, line.message) for line in ok.logs) == sorted(
+        [("INFO", "out"), ("ERROR", "err"), ("INFO", str((folder / "sub").resolve()))]
+    )
+    assert fails.exit_code == 3 and fails.error is None
+    assert messages(fails, "INFO") == ["bad"]
+    assert messages(env) == ["unset 1"]
+
+
+def test_shell_phase_bad_shell_and_working_directory(make_procedure) -> None:
+    folder = make_procedure(
+        yaml_for(
+            "  - {name: noshell, executable: {command: 'echo hi', shell: pwsh}}",
+            "  - {name: nodir, executable: {command: 'echo hi', working_directory: missing/dir}}",
+        ),
+    )
+    noshell, nodir = run_phases(folder, "noshell", "nodir")
+    if noshell.exit_code is None:  # pwsh is rarely installed on Linux test machines
+        assert noshell.error is not None and "'pwsh'" in noshell.error and "not found" in noshell.error
+    assert nodir.error is not None and "missing/dir" in nodir.error and "does not exist" in nodir.error
+
+
+def test_shell_phase_timeout_kills_background_children(make_procedure, tmp_path: Path) -> None:
+    pidfile = tmp_path / "bg.pid"
+    folder = make_procedure(
+        yaml_for(
+            f"  - {{name: hang, timeout: 500ms, executable: {{command: 'sleep 600 & echo $! > {pidfile}; wait'}}}}",
+        ),
+    )
+    (hang,) = run_phases(folder, "hang")
+    assert hang.timed_out is True
+    assert messages(hang) == ["Phase timed out after 1 seconds"]
+    assert _wait_gone(int(pidfile.read_text()))
+
+
+def test_shell_phase_flood_is_bounded(make_procedure) -> None:
+    folder = make_procedure(
+        yaml_for("  - {name: flood, executable: {command: 'seq 1 100000; head -c 200000 /dev/urandom'}}"),
+    )
+    (flood,) = run_phases(folder, "flood")
+    assert flood.exit_code == 0
+    assert len(flood.logs) <= 10_000 + 2_000 + 2
+    assert any("log lines omitted" in line.message for line in flood.logs)
+
+
+def test_signal_name_for_killed_shell(make_procedure) -> None:
+    folder = make_procedure(yaml_for("  - {name: killed, executable: {command: 'kill -9 $$'}}"))
+    (killed,) = run_phases(folder, "killed")
+    assert killed.exit_code == -signal.SIGKILL
+    assert "SIGKILL" in messages(killed, "ERROR")[0]
+
+
+def test_a_worker_killed_while_idle_is_replaced(make_procedure) -> None:
+    folder = make_procedure(
+        yaml_for("pid"), {"phases/pid.py": "import os\n\ndef pid(log):\n    log.info(str(os.getpid()))\n"}
+    )
+
+    async def body(s: Session):
+        first = await s.run("pid")
+        pid = int(messages(first)[0])
+        os.kill(pid, signal.SIGKILL)
+        for _ in range(500):  # until the event loop has noticed the exit
+            if all(w.process.returncode is not None for w in s.pool._workers):
+                break
+            await asyncio.sleep(0.01)
+        return pid, await s.run("pid")
+
+    pid, second = with_pool(folder, body)
+    assert second.error is None
+    assert int(messages(second)[0]) != pid

@@ -1,0 +1,423 @@
+"""The station engine: one asyncio process per station.
+
+It pulls deployments, runs procedures on `Run` commands (dashboard stream, heartbeat
+replies, control socket), persists every finished run to the upload queue before
+trying to upload it, drains the queue, keeps the station present and serves the
+local control socket that the console and the CLI attach to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import signal
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+from pydantic import ValidationError
+
+from tofu_tui import __version__
+from tofu_tui.models.commands import (
+    Command,
+    ExitCommand,
+    KillCommand,
+    PullCommand,
+    QueueDropCommand,
+    QueueRetryCommand,
+    RunCommand,
+    StopCommand,
+    UiResponseCommand,
+    parse_command,
+)
+from tofu_tui.models.events import ConnectivityChanged, ErrorEvent, Event
+from tofu_tui.models.status import StationStatus
+from tofu_tui.station import state_db
+from tofu_tui.station.api_client import ApiClient, ApiError, Unauthorized
+from tofu_tui.station.bus import EventBus
+from tofu_tui.station.config import (
+    ConfigError,
+    Credentials,
+    StationConfig,
+    load_config,
+    load_credentials,
+)
+from tofu_tui.station.control import CommandRefused, ControlServer
+from tofu_tui.station.deployments import ActiveVersion, DeploymentManager, ProcedureUnavailable
+from tofu_tui.station.ledger import CONNECTED, RUNNING, Ledger
+from tofu_tui.station.paths import StationPaths
+from tofu_tui.station.queue import AttachmentFile, Drainer, QueueError, UploadQueue
+from tofu_tui.station.stream import Presence
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_REVOKED = 75  # EX_TEMPFAIL: the service unit must not restart us (RestartPreventExitStatus)
+
+LEDGER_TICK_S = 15.0
+
+# level, event name, fields
+Say = Callable[[str, str, dict[str, Any]], None]
+
+
+@dataclasses.dataclass
+class InFlight:
+    handle: Any  # tofu_tui.procedure.execute.RunHandle
+    version: ActiveVersion
+    execution_id: str
+    task: asyncio.Task[None] | None = None
+
+
+async def wait_event(event: asyncio.Event, timeout: float) -> None:
+    """Wait for `event` (then clear it) or `timeout`; cancellation is never swallowed
+    (asyncio.wait_for on 3.11 can lose a cancel that races with the event)."""
+    try:
+        async with asyncio.timeout(timeout):
+            await event.wait()
+    except TimeoutError:
+        return
+    event.clear()
+
+
+class StationDaemon:
+    def __init__(self, paths: StationPaths, *, say: Say | None = None,
+                 event_sinks: list[Callable[[Event], None]] | None = None) -> None:
+        self.paths = paths
+        self.say: Say = say or (lambda level, event, fields: None)
+        self.extra_sinks = event_sinks or []
+        self.exit_code = EXIT_OK
+        self.started_at = datetime.now(UTC)
+        self.in_flight: InFlight | None = None
+        self.signals = 0
+        self.stopping = False
+        self.last_contact: datetime | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stop = asyncio.Event()
+        self._drain_now = asyncio.Event()
+        self._pull_now = asyncio.Event()
+        self._sync_lock = asyncio.Lock()
+
+    # --- lifecycle --------------------------------------------------------------------
+    async def run(self) -> int:
+        self.paths.ensure()
+        os.environ.pop("TOFU_TUI_TOKEN", None)  # never inherited by a procedure's processes
+        lock = FileLock(str(self.paths.daemon_lock), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            self.say("error", "daemon_already_running", {
+                "message": "A station daemon is already running for this station; attach with `tofu-tui`, "
+                           "or stop it first (`tofu-tui service stop`)."})
+            return EXIT_FAILURE
+        try:
+            return await self._run_locked()
+        finally:
+            lock.release()
+
+    async def _run_locked(self) -> int:
+        try:
+            self.config: StationConfig = load_config(self.paths)
+            self.credentials: Credentials = load_credentials(self.paths)
+        except ConfigError as exc:
+            self.say("error", "not_enrolled", {"message": str(exc)})
+            return EXIT_REVOKED
+        try:
+            self.queue = UploadQueue(self.paths, self.config.installation_id)
+            self.drain_queue = UploadQueue(self.paths, self.config.installation_id)
+            self.deployments = DeploymentManager(
+                self.paths, state_db.connect(self.paths.state_db), git=self.config.git, credentials=self.credentials,
+                keep_versions=self.config.keep_versions, emit=self._publish)
+            self.ledger = Ledger(state_db.connect(self.paths.state_db), tick_s=LEDGER_TICK_S)
+        except state_db.StateDbError as exc:
+            self.say("error", "state_db_damaged", {"message": str(exc)})
+            return EXIT_FAILURE
+        key = self.credentials.api_key.get_secret_value()
+        self.client = ApiClient(self.config.server_url, key, ca_cert=self.config.ca_cert,
+                                user_agent=f"tofu-tui/{__version__}")
+        loop = asyncio.get_running_loop()
+        self.bus = EventBus(loop)
+        self.presence = Presence(self.config.server_url, key, self.client, on_command=self._remote_command,
+                                 on_connectivity=self._connectivity, on_revoked=self._revoked,
+                                 heartbeat_body=self._heartbeat_body,
+                                 heartbeat_interval_s=self.config.heartbeat_interval_s, ca_cert=self.config.ca_cert)
+        self.drainer = Drainer(self.drain_queue, self.client, self._publish)
+        for sink in self.extra_sinks:
+            self.bus.add_sink(sink)
+        self.bus.add_sink(self.presence.publish)
+        self.bus.add_sink(self._run_log)
+        self.control = ControlServer(self.paths, self)
+        await self.control.start()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, self._on_signal)
+        self.ledger.mark(RUNNING)
+        self.say("info", "daemon_started", {"station_id": self.config.station_id,
+                                            "station_name": self.config.station_name,
+                                            "server_url": self.config.server_url, "pid": os.getpid(),
+                                            "queue": self.queue.counts().model_dump()})
+        self._tasks = [asyncio.create_task(coro) for coro in (
+            self._poll_loop(), self._drain_loop(), self.presence.run(), self._ledger_loop())]
+        try:
+            await self._stop.wait()
+        finally:
+            await self._shutdown()
+        return self.exit_code
+
+    async def _shutdown(self) -> None:
+        if self.in_flight is not None and self.in_flight.task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self.in_flight.task), 5)
+        for task in self._tasks:
+            task.cancel()
+        # A loop blocked in a worker thread (a long git fetch) must not hold the exit.
+        await asyncio.wait(self._tasks, timeout=5)
+        await self.control.close()
+        self.ledger.mark(RUNNING)
+        if self.presence.connected:
+            self.ledger.close(CONNECTED)
+        self.bus.close()
+        self.client.close()
+        self.say("info", "daemon_stopped", {"exit_code": self.exit_code})
+
+    def request_stop(self, reason: str, exit_code: int | None = None) -> None:
+        """Stop taking runs; exit once the run in flight (if any) has finished."""
+        if exit_code is not None and self.exit_code == EXIT_OK:
+            self.exit_code = exit_code
+        if not self.stopping:
+            self.stopping = True
+            self.say("info", "daemon_stopping", {"reason": reason,
+                                                 "run_in_flight": self.in_flight.execution_id
+                                                 if self.in_flight else None})
+        if self.in_flight is None:
+            self._stop.set()
+
+    def _on_signal(self) -> None:
+        self.signals += 1
+        if self.signals == 1:
+            self.request_stop("signal: the run in flight finishes first (signal again to cancel it)")
+        elif self.signals == 2 and self.in_flight is not None:
+            self.say("warning", "run_cancelling", {"execution_id": self.in_flight.execution_id})
+            self.in_flight.handle.stop()
+        else:
+            if self.in_flight is not None:
+                self.say("warning", "run_killed", {"execution_id": self.in_flight.execution_id})
+                self.in_flight.handle.kill()
+            self._stop.set()
+
+    def _revoked(self, message: str) -> None:
+        self.say("error", "credentials_revoked", {
+            "message": f"{message}. The station key was revoked: generate a new setup token from the dashboard "
+                       "and run `tofu-tui login`."})
+        self.request_stop("credentials revoked", EXIT_REVOKED)
+
+    # --- events -----------------------------------------------------------------------
+    def _publish(self, event: Event) -> None:
+        self.bus.publish(event)
+
+    def _run_log(self, event: Event) -> None:
+        """One JSONL file per run under logs/."""
+        if not event.execution_id or event.type.startswith(("upload_", "deployment_", "connectivity")):
+            return
+        self.paths.logs.mkdir(parents=True, exist_ok=True)
+        with (self.paths.logs / f"{event.execution_id}.jsonl").open("a", encoding="utf-8") as handle:
+            handle.write(event.model_dump_json() + "\n")
+
+    def _connectivity(self, connected: bool, detail: str | None) -> None:
+        now = time.time()
+        if connected:
+            self.last_contact = datetime.now(UTC)
+            self.ledger.mark(CONNECTED, now)
+            self.queue.wake()
+            self._drain_now.set()
+        else:
+            self.ledger.close(CONNECTED, now)
+        self._publish(ConnectivityChanged(connected=connected, detail=detail))
+
+    def _heartbeat_body(self) -> dict[str, Any]:
+        counts = self.queue.counts()
+        active = [p.active.id for p in self.deployments.linked_procedures() if p.active]
+        return {"status": "running" if self.in_flight else "idle", "cli_version": __version__,
+                "active_deployments": active, "queue": {"pending": counts.pending + counts.backoff,
+                                                        "parked": counts.parked}}
+
+    # --- loops ------------------------------------------------------------------------
+    async def _ledger_loop(self) -> None:
+        while True:
+            self.ledger.mark(RUNNING)
+            if self.presence.connected:
+                self.last_contact = datetime.now(UTC)
+                self.ledger.mark(CONNECTED)
+            await asyncio.sleep(LEDGER_TICK_S)
+
+    async def _poll_loop(self) -> None:
+        while True:
+            await self.sync(force=False)
+            await wait_event(self._pull_now, self.config.poll_interval_s)
+
+    async def sync(self, force: bool) -> None:
+        """Read `stations/current` and bring deployments in line (one at a time)."""
+        async with self._sync_lock:
+            try:
+                current = await asyncio.to_thread(self.client.current_station)
+            except Unauthorized as exc:
+                self._revoked(exc.message)
+                return
+            except ApiError as exc:
+                self.presence.mark_http(False, exc.message)
+                self.say("warning", "sync_failed", {"message": exc.message})
+                return
+            self.presence.mark_http(True, "API reachable")
+            self.last_contact = datetime.now(UTC)
+            await asyncio.to_thread(self.deployments.sync, current, force=force)
+
+    async def _drain_loop(self) -> None:
+        while True:
+            try:
+                wait = await asyncio.to_thread(self.drainer.drain)
+            except Unauthorized as exc:
+                self._revoked(exc.message)
+                wait = None
+            except Exception as exc:  # never let the drain loop die: runs would pile up silently
+                self.say("error", "drain_failed", {"message": f"{type(exc).__name__}: {exc}"})
+                wait = None
+            timeout = self.config.drain_interval_s if wait is None else min(max(wait, 0.2),
+                                                                            self.config.drain_interval_s)
+            await wait_event(self._drain_now, timeout)
+
+    # --- commands ---------------------------------------------------------------------
+    async def _remote_command(self, data: dict[str, Any]) -> None:
+        try:
+            command = parse_command(data)
+        except ValidationError as exc:
+            self.say("warning", "command_invalid", {"command": data.get("name"), "message": exc.errors()[0]["msg"]})
+            return
+        self.say("info", "command_received", {"command": command.name, "id": command.id})
+        try:
+            await self.handle_command(command)
+        except CommandRefused as exc:
+            self.say("warning", "command_refused", {"command": command.name, "message": str(exc)})
+            self._publish(ErrorEvent(message=f"{command.name}: {exc}"))
+
+    async def handle_command(self, command: Command) -> dict[str, Any]:
+        if isinstance(command, RunCommand):
+            return await self.start_run(command)
+        if isinstance(command, StopCommand | KillCommand):
+            if self.in_flight is None:
+                raise CommandRefused("No run is in progress.")
+            (self.in_flight.handle.stop if isinstance(command, StopCommand) else self.in_flight.handle.kill)()
+            return {"execution_id": self.in_flight.execution_id}
+        if isinstance(command, UiResponseCommand):
+            if self.in_flight is None:
+                raise CommandRefused("No run is in progress.")
+            refused = self.in_flight.handle.answer(command.request_id, command.values)
+            if refused:
+                raise CommandRefused(refused)
+            return {}
+        if isinstance(command, PullCommand):
+            await self.sync(force=True)
+            return {"procedures": [p.model_dump(mode="json") for p in self.deployments.linked_procedures()]}
+        if isinstance(command, QueueRetryCommand):
+            try:
+                count = self.queue.retry(command.queue_id)
+            except QueueError as exc:
+                raise CommandRefused(str(exc)) from None
+            self._drain_now.set()
+            return {"retried": count}
+        if isinstance(command, QueueDropCommand):
+            try:
+                return {"removed": self.queue.remove(command.queue_id)}
+            except QueueError as exc:
+                raise CommandRefused(str(exc)) from None
+        if isinstance(command, ExitCommand):
+            self.request_stop("Exit command")
+            return {}
+        raise CommandRefused(f"Unknown command {command.name}.")
+
+    async def start_run(self, command: RunCommand) -> dict[str, Any]:
+        from tofu_tui.procedure.execute import RunOptions, start_run
+        from tofu_tui.procedure.load import ProcedureLoadError, load_procedure
+
+        if self.stopping:
+            raise CommandRefused("The station is stopping; it takes no new runs.")
+        if self.in_flight is not None:
+            raise CommandRefused(f"A run is already in progress ({self.in_flight.execution_id}).")
+        try:
+            version = self.deployments.active(command.procedure_id)
+        except ProcedureUnavailable as exc:
+            raise CommandRefused(str(exc)) from None
+        self.deployments.run_started(version)  # held from now: never switched or collected under the run
+        try:
+            loaded = await asyncio.to_thread(load_procedure, version.directory)
+        except ProcedureLoadError as exc:
+            self.deployments.run_ended(version)
+            raise CommandRefused(f"Deployment {version.sha[:12]} of {version.procedure_name!r} cannot run: "
+                                 f"{exc}") from None
+        loaded = dataclasses.replace(loaded, interpreter=Path(version.python))
+        unit = {k: v for k, v in (("serial_number", command.serial_number), ("part_number", command.part_number),
+                                  ("revision_number", command.revision_number),
+                                  ("batch_number", command.batch_number)) if v}
+        options = RunOptions(ui_values=command.ui_values, unit=unit, procedure_id=version.procedure_id,
+                             deployment_id=version.deployment_id,
+                             headless=self.bus.subscribers == 0 and not self.presence.stream_open)
+        try:
+            handle = await start_run(loaded, options, self._publish)
+        except Exception:
+            self.deployments.run_ended(version)
+            raise
+        flight = InFlight(handle=handle, version=version, execution_id=handle.execution_id)
+        self.in_flight = flight
+        flight.task = asyncio.create_task(self._finish(flight))
+        self.say("info", "run_accepted", {"execution_id": flight.execution_id, "procedure": version.procedure_name,
+                                          "deployment_id": version.deployment_id, "sha": version.sha})
+        return {"execution_id": flight.execution_id, "deployment_id": version.deployment_id, "sha": version.sha}
+
+    async def _finish(self, flight: InFlight) -> None:
+        try:
+            result = await flight.handle.wait()
+            self._enqueue(flight, result)
+        except Exception as exc:
+            self.say("error", "run_failed", {"execution_id": flight.execution_id,
+                                             "message": f"{type(exc).__name__}: {exc}"})
+        finally:
+            self.in_flight = None
+            self.deployments.run_ended(flight.version)
+            self._drain_now.set()
+            if self.stopping:
+                self._stop.set()
+
+    def _enqueue(self, flight: InFlight, result: Any) -> None:
+        if not result.runs:
+            self.say("warning", "run_not_uploaded", {"execution_id": flight.execution_id,
+                                                     "message": result.error or "nothing ran"})
+            return
+        for index, run in enumerate(result.runs):
+            payload = run.model_dump(mode="json", exclude_none=True)
+            payload["procedure_id"] = flight.version.procedure_id
+            payload["deployment_id"] = flight.version.deployment_id
+            payload.setdefault("procedure_version", flight.version.sha[:12])
+            files = result.attachments[index] if index < len(result.attachments) else []
+            queued = self.queue.enqueue(payload, [AttachmentFile(a.name, Path(a.path)) for a in files],
+                                        execution_id=flight.execution_id)
+            self._publish(queued)
+
+    # --- status (control socket) ------------------------------------------------------
+    def status(self) -> StationStatus:
+        procedures = self.deployments.linked_procedures()
+        for procedure in procedures:
+            procedure.runs_today = self.queue.runs_today(procedure.id)
+        return StationStatus(
+            station_id=self.config.station_id, station_name=self.config.station_name,
+            server_url=self.config.server_url, enrolled=True, connected=self.presence.connected,
+            last_contact_at=self.last_contact, daemon_started_at=self.started_at, procedures=procedures,
+            queue=self.queue.counts(), queue_entries=self.queue.entries(limit=100), uptime=self.ledger.uptime(),
+            run_in_flight=self.in_flight.execution_id if self.in_flight else None)
+
+    def subscribe(self) -> asyncio.Queue[Event | None]:
+        return self.bus.subscribe()
+
+    def unsubscribe(self, queue: asyncio.Queue[Event | None]) -> None:
+        self.bus.unsubscribe(queue)
