@@ -253,3 +253,11 @@ def test_install_enroll_upgrade_and_refused_tokens(tmp_path: Path) -> None:
         whoami = _run(link, "whoami", env=env)
         assert whoami.returncode == 0, whoami.stderr
         assert "bench-1" in whoami.stdout
+
+        # Uninstall from the installed program: config, data, the program and its link go.
+        gone = _run(link, "uninstall", "--yes", env=env)
+        assert gone.returncode == 0, gone.stdout + gone.stderr
+        assert not (tmp_path / "prefix").exists()
+        assert not link.is_symlink()
+        assert not (tmp_path / "station" / "config" / "credentials.toml").exists()
+        assert not marker.exists()
