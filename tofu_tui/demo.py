@@ -218,6 +218,29 @@ class Demo:
         details.sort(key=lambda r: str(r.get("created_at", "")))
         return details
 
+    def second_station(self, installer: Path | None = None) -> str:
+        """A fresh station on this server and the command that installs and enrolls it."""
+        station_id = self.api("POST", "/v2/stations", {"name": f"{STATION_NAME}-2"})["id"]
+        token = self.api("POST", f"/v2/stations/{station_id}/setup-token")["token"]
+        checkout = Path(__file__).resolve().parents[1]
+        if installer is None and (checkout / "pyproject.toml").exists() and (checkout / "install.sh").exists():
+            installer = checkout / "install.sh"
+        if installer is not None:
+            # From a checkout: install that same checkout.
+            return (f"TOFU_TUI_TOKEN={token} sh {installer} --from {installer.parent} "
+                    f"--url {self.url} --no-service")
+        # Installed from a wheel: the server hands out the installer itself.
+        return f"curl -fsSL {self.url}/install.sh | TOFU_TUI_TOKEN={token} sh -s -- --url {self.url} --no-service"
+
+    def serve(self) -> None:
+        """Keep everything running until Ctrl-C or SIGTERM."""
+        while True:
+            if self.daemon is not None and self.daemon.poll() is not None:
+                raise DemoError(f"The station daemon exited with status {self.daemon.returncode}.")
+            if self.server is not None and self.server.poll() is not None:
+                raise DemoError(f"The local server exited with status {self.server.returncode}.")
+            time.sleep(0.5)
+
     # --- the console -------------------------------------------------------------------
     def run_console(self) -> int:
         from tofu_tui.tui.launch import run_console

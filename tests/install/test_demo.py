@@ -82,3 +82,41 @@ def test_demo_help() -> None:
     result = run_cli(["demo", "--help"])
     assert result.returncode == 0
     assert "--headless" in result.stdout and "--runs" in result.stdout
+
+
+def test_demo_serve_offers_a_second_station_whose_token_enrolls(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tofu_tui", "demo", "--serve"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(), stdin=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    seen: list[str] = []
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith("Serving until"):
+                break
+        else:
+            pytest.fail(f"the demo ended early: {''.join(seen)}{proc.stderr.read() if proc.stderr else ''}")
+        text = "".join(seen)
+        command = re.search(r"TOFU_TUI_TOKEN=(\S+) sh (\S+/install\.sh) --from \S+ --url (\S+) --no-service", text)
+        assert command, text
+        token, script, url = command.groups()
+        assert Path(script).exists()
+        # The printed token enrolls a second station (what install.sh does after installing).
+        home = tmp_path / "second"
+        login = run_cli(["login", "--url", url], env={"TOFU_TUI_HOME": str(home), "TOFU_TUI_TOKEN": token})
+        assert login.returncode == 0, login.stderr
+        whoami = run_cli(["whoami"], env={"TOFU_TUI_HOME": str(home)})
+        assert "demo-bench-2" in whoami.stdout
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    root = re.search(r"data in (\S+)/server", text)
+    assert root
+    assert not Path(root.group(1)).exists()
+    assert _leftovers(root.group(1)) == []
+    assert _server_down(url)
