@@ -261,3 +261,39 @@ def test_install_enroll_upgrade_and_refused_tokens(tmp_path: Path) -> None:
         assert not link.is_symlink()
         assert not (tmp_path / "station" / "config" / "credentials.toml").exists()
         assert not marker.exists()
+
+
+def _python_without_venv(tmp_path: Path) -> Path:
+    """A 'Python' that passes the version checks but cannot make a virtual environment."""
+    fake = tmp_path / "fakepy" / "python3"
+    fake.parent.mkdir()
+    fake.write_text(
+        "#!/bin/sh\n"
+        "case \"$1\" in\n"
+        "  --version) echo 'Python 3.12.0' ;;\n"
+        "  -c) exit 0 ;;\n"
+        "  -m) echo 'venv: cannot create' >&2; exit 1 ;;\n"
+        "esac\n"
+    )
+    fake.chmod(0o755)
+    return fake
+
+
+def test_a_live_install_lock_is_respected_and_a_stale_one_taken_over(tmp_path: Path) -> None:
+    fake = _python_without_venv(tmp_path)
+    lock = tmp_path / "prefix" / ".install.lock"
+    lock.mkdir(parents=True)
+    (lock / "pid").write_text(str(os.getpid()))
+    result = _install(tmp_path, "--no-service", "--python", str(fake))
+    assert result.returncode == 1
+    assert f"another install (process {os.getpid()}) is running" in result.stderr
+    assert (lock / "pid").read_text() == str(os.getpid())
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (lock / "pid").write_text(str(dead.pid))
+    result = _install(tmp_path, "--no-service", "--python", str(fake))
+    assert result.returncode == 1
+    assert "could not create a virtual environment" in result.stderr
+    # The stale lock was taken over, then released; nothing else is left in the prefix.
+    assert sorted(p.name for p in (tmp_path / "prefix").iterdir()) == []
