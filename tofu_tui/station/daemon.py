@@ -85,8 +85,13 @@ async def wait_event(event: asyncio.Event, timeout: float) -> None:
 
 class StationDaemon:
     def __init__(self, paths: StationPaths, *, say: Say | None = None,
-                 event_sinks: list[Callable[[Event], None]] | None = None) -> None:
+                 event_sinks: list[Callable[[Event], None]] | None = None, handle_signals: bool = True) -> None:
+        """`handle_signals=False` when embedded (the console running the engine in its
+        own process): the host calls `request_stop()` itself. `started` is set once the
+        control socket listens and `status()`, `subscribe()`, `handle_command()` work."""
         self.paths = paths
+        self.handle_signals = handle_signals
+        self.started = asyncio.Event()
         self.say: Say = say or (lambda level, event, fields: None)
         self.extra_sinks = event_sinks or []
         self.exit_code = EXIT_OK
@@ -151,9 +156,10 @@ class StationDaemon:
         self.bus.add_sink(self._run_log)
         self.control = ControlServer(self.paths, self)
         await self.control.start()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, self._on_signal)
+        if self.handle_signals:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(signum, self._on_signal)
         self.ledger.mark(RUNNING)
         self.say("info", "daemon_started", {"station_id": self.config.station_id,
                                             "station_name": self.config.station_name,
@@ -161,6 +167,7 @@ class StationDaemon:
                                             "queue": self.queue.counts().model_dump()})
         self._tasks = [asyncio.create_task(coro) for coro in (
             self._poll_loop(), self._drain_loop(), self.presence.run(), self._ledger_loop())]
+        self.started.set()
         try:
             await self._stop.wait()
         finally:
