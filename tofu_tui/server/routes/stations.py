@@ -125,6 +125,7 @@ def remove_station(id: str, session: SessionDep, state: StateDep, _: UserKey) ->
     # The name is free again for a new station.
     station.name = f"{station.name[:40]}~{id[:8]}"
     session.commit()
+    state.keys_revoked()
     return schemas.IdOut(id=id)
 
 
