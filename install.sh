@@ -214,6 +214,7 @@ NEW="$PREFIX/venvs/$STAMP"
 LOG="$(mktemp "${TMPDIR:-/tmp}/tofu-tui-install.XXXXXX")"
 SWITCHED=0
 DONE=0
+ENROLLED=0
 
 cleanup() {
 	status=$?
@@ -233,6 +234,9 @@ cleanup() {
 		[ "$PREFIX_EXISTED" = 1 ] || rmdir "$PREFIX" 2>/dev/null || true
 		[ "$status" = 0 ] && status=1
 		warn "Nothing was changed: the previous installation (if any) is as it was."
+		if [ "$ENROLLED" = 1 ]; then
+			warn "The station did enroll with the new token (its new key is saved); re-run without --token once the cause is fixed."
+		fi
 	else
 		rm -rf "$LOCK"
 	fi
@@ -285,6 +289,7 @@ if [ -n "$TOKEN" ]; then
 		TOFU_TUI_TOKEN="$TOKEN" "$NEW/bin/tofu-tui" login ||
 			die "enrollment failed (the reason is above). Get a fresh setup token from the dashboard and re-run."
 	fi
+	ENROLLED=1
 fi
 
 # --- switch to it -----------------------------------------------------------------
