@@ -297,3 +297,19 @@ def test_a_live_install_lock_is_respected_and_a_stale_one_taken_over(tmp_path: P
     assert "could not create a virtual environment" in result.stderr
     # The stale lock was taken over, then released; nothing else is left in the prefix.
     assert sorted(p.name for p in (tmp_path / "prefix").iterdir()) == []
+
+
+def test_the_local_server_hands_out_the_installers(tmp_path: Path) -> None:
+    """The install command a station token comes with (`curl URL/install.sh | sh`)."""
+    with start_server(tmp_path / "server") as (url, key, _data, _handle):
+        script = httpx.get(f"{url}/install.sh", timeout=30)
+        assert script.status_code == 200
+        assert script.text == INSTALL_SH.read_text()
+        ps1 = httpx.get(f"{url}/install.ps1", timeout=30)
+        assert ps1.status_code == 200
+        assert ps1.text == (REPO_ROOT / "install.ps1").read_text()
+        token = httpx.post(f"{url}/api/v2/stations", json={"name": "b"}, headers={"Authorization": f"Bearer {key}"},
+                           timeout=30).json()["id"]
+        command = httpx.post(f"{url}/api/v2/stations/{token}/setup-token", headers={"Authorization": f"Bearer {key}"},
+                             timeout=30).json()["install_command"]
+        assert f"{url}/install.sh" in command and "--token" in command
