@@ -308,8 +308,8 @@ def test_the_local_server_hands_out_the_installers(tmp_path: Path) -> None:
         ps1 = httpx.get(f"{url}/install.ps1", timeout=30)
         assert ps1.status_code == 200
         assert ps1.text == (REPO_ROOT / "install.ps1").read_text()
-        token = httpx.post(f"{url}/api/v2/stations", json={"name": "b"}, headers={"Authorization": f"Bearer {key}"},
-                           timeout=30).json()["id"]
-        command = httpx.post(f"{url}/api/v2/stations/{token}/setup-token", headers={"Authorization": f"Bearer {key}"},
+        station_id = httpx.post(f"{url}/api/v2/stations", json={"name": "b"},
+                                headers={"Authorization": f"Bearer {key}"}, timeout=30).json()["id"]
+        command = httpx.post(f"{url}/api/v2/stations/{station_id}/setup-token", headers={"Authorization": f"Bearer {key}"},
                              timeout=30).json()["install_command"]
         assert f"{url}/install.sh" in command and "--token" in command
