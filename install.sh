@@ -249,8 +249,13 @@ trap 'exit 143' TERM
 say "Installing tofu-tui with $("$PY" --version 2>&1) into $PREFIX"
 # uv, when present, installs the same packages several times faster than pip.
 UV=""
-if [ "${TOFU_TUI_INSTALLER:-auto}" != pip ] && command -v uv >/dev/null 2>&1; then
-	UV="$(command -v uv)"
+if [ "${TOFU_TUI_INSTALLER:-auto}" != pip ]; then
+	if command -v uv >/dev/null 2>&1; then
+		UV="$(command -v uv)"
+	elif [ -x "$PREFIX/current/bin/uv" ]; then
+		# An upgrade: the installed tofu-tui ships uv (it builds procedure environments).
+		UV="$PREFIX/current/bin/uv"
+	fi
 fi
 if [ -n "$UV" ]; then
 	say "Using uv ($UV) to install packages"

@@ -218,6 +218,8 @@ def test_install_enroll_upgrade_and_refused_tokens(tmp_path: Path) -> None:
         current = (tmp_path / "prefix" / "current").resolve()
         assert (current / "bin" / "python").exists()
         assert ("Using uv" in result.stdout) == UV.exists()
+        # The station builds procedure environments with the uv it ships.
+        assert (current / "bin" / "uv").exists()
         # The wheel carries the installers, for an installed server to hand out.
         shipped = list(current.glob("lib/python3*/site-packages/tofu_tui/install/install.sh"))
         assert [p.read_bytes() for p in shipped] == [INSTALL_SH.read_bytes()]
