@@ -258,7 +258,11 @@ if [ "${TOFU_TUI_INSTALLER:-auto}" != pip ]; then
 	fi
 fi
 if [ -n "$UV" ]; then
-	say "Using uv ($UV) to install packages"
+	say "Using uv ($UV) to install packages (TOFU_TUI_INSTALLER=pip to use pip and its config)"
+	# uv does not read pip's settings: carry over the index a bench was pointed at.
+	if [ -n "${PIP_INDEX_URL:-}" ] && [ -z "${UV_INDEX_URL:-}" ]; then export UV_INDEX_URL="$PIP_INDEX_URL"; fi
+	if [ -n "${PIP_EXTRA_INDEX_URL:-}" ] && [ -z "${UV_EXTRA_INDEX_URL:-}" ]; then export UV_EXTRA_INDEX_URL="$PIP_EXTRA_INDEX_URL"; fi
+	if [ -n "${PIP_FIND_LINKS:-}" ] && [ -z "${UV_FIND_LINKS:-}" ]; then export UV_FIND_LINKS="$PIP_FIND_LINKS"; fi
 	"$PY" -m venv --without-pip "$NEW" >"$LOG" 2>&1 || VENV_FAILED=1
 else
 	"$PY" -m venv "$NEW" >"$LOG" 2>&1 || VENV_FAILED=1
