@@ -44,7 +44,7 @@ def check_stream(events: list[dict[str, Any]]) -> None:
             open_attempts.discard(key)
         elif e["type"] in ("measurement", "attachment", "ui_update"):
             assert key in open_attempts, f"{e['type']} outside its attempt: {e}"
-        elif e["type"] == "phase_log" and e.get("level") != "WARNING":
+        elif e["type"] == "phase_log" and e.get("level") != "WARNING" and e.get("phase_key") is not None:
             assert key in open_attempts, f"log outside its attempt: {e}"
     assert not open_attempts
 

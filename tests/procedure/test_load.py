@@ -289,6 +289,29 @@ BAD_CASES: list[tuple[str, str, list[str]]] = [
         """,
         ["procedure.yaml:3: invalid YAML: duplicate key 'name' in the same mapping"],
     ),
+    (
+        "recursive alias",
+        """
+        name: P
+        main: &m [{name: A, depends_on: *m}]
+        """,
+        ["procedure.yaml:2: main[0].depends_on: invalid YAML: an alias refers to itself"],
+    ),
+    (
+        "alias bomb",
+        "name: P\nmain: [{name: A}]\nx0: &x0 [a, a, a, a, a, a, a, a, a, a]\n"
+        + "".join(f"x{i}: &x{i} [{', '.join([f'*x{i - 1}'] * 10)}]\n" for i in range(1, 7))
+        + "x: *x6\n",
+        ["procedure.yaml:8: x5: invalid YAML: aliases expand to more than 200,000 values"],
+    ),
+    (
+        "python tag",
+        """
+        name: !!python/object/apply:os.system [echo hi]
+        main: [{name: A}]
+        """,
+        ["procedure.yaml:1: name: invalid YAML: unsupported tag 'tag:yaml.org,2002:python/object/apply:os.system'"],
+    ),
     ("empty file", "", ["procedure.yaml:1: the file is empty; a procedure needs at least `name` and `main`"]),
     ("not a mapping", "- a\n- b\n", ["procedure.yaml:1: expected a mapping with `name` and `main`, got a list"]),
     (
@@ -406,6 +429,19 @@ BAD_CASES: list[tuple[str, str, list[str]]] = [
             ui: {components: [{type: switch, required: "yes"}]}
         """,
         ["procedure.yaml:4: main[0].ui.components[0].required: expected true or false, got a string 'yes'"],
+    ),
+    (
+        "non-text keys",
+        """
+        name: P
+        plugs: [{name: X, python: plugs/bank.py, config: {1: 2}}]
+        main: [{name: A, retry: {limit: 1, 5: 3}}, null]
+        """,
+        [
+            "procedure.yaml:2: plugs[0].config: keys must be text, got 1",
+            "procedure.yaml:3: main[0].retry: unknown field 5; allowed here: delay, limit",
+            "procedure.yaml:3: main[1]: expected a mapping, got null",
+        ],
     ),
     (
         "main not a list",

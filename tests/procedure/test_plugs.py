@@ -288,6 +288,17 @@ async def test_station_plugs_kept_across_runs(make_procedure: MakeProcedure, tmp
         assert reply["port"] == "b" and reply["pid"] != pids[0]  # config changed: a new instance
         await manager.close()
         os.kill(reply["pid"], 0)  # still alive after the run
+        plug_file = loaded.directory / "plugs" / "bank.py"
+        plug_file.write_text(plug_file.read_text() + "\n# edited\n")
+        os.utime(plug_file, ns=(time.time_ns(), time.time_ns() + 10**9))
+        manager = PlugManager(changed, log_dir=tmp_path / "logs", station=station)
+        await manager.start_execution()
+        edited = proxy(manager, "bench").read(0)["pid"]
+        await manager.close()
+        assert edited != reply["pid"]  # the plug file changed: a new instance
+        with pytest.raises(ProcessLookupError):
+            os.kill(reply["pid"], 0)
+        reply["pid"] = edited
         changed.spec.plugs.clear()
         manager = PlugManager(changed, log_dir=tmp_path / "logs", station=station)
         await manager.start_execution()  # no longer declared: stopped
@@ -305,3 +316,133 @@ async def test_plug_exits_when_engine_goes_away(bank: PlugManager, tmp_path: Pat
     running.process.stdin.close()  # what the OS does when the engine dies
     assert running.process.wait(10) == 0
     assert (tmp_path / "deleted.txt").read_text() == "deleted /dev/x"
+
+
+# ---------------------------------------------------------------- through the real `tofu-tui run`
+
+E2E_PHASES = """
+import os, signal
+
+def read(bank, measurements):
+    reply = bank.read(3)
+    measurements.channel = reply["channel"]
+    measurements.port = reply["port"]
+
+def boom(bank):
+    bank.boom("overload")
+
+def kill_plug(bank):
+    os.kill(bank.read(0)["pid"], signal.SIGKILL)
+
+def after_kill(bank, measurements):
+    measurements.after = 1
+    bank.read(1)
+
+def still_runs(measurements):
+    measurements.still = 1
+"""
+
+
+def run_json(directory: Path) -> tuple[int, list[dict[str, object]], str]:
+    import json
+
+    from tests.conftest import run_cli
+
+    done = run_cli(["run", "--json", "--serial", "SN1", "--part", "PN1", str(directory)], timeout=90)
+    events = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    return done.returncode, events, done.stderr
+
+
+def test_cli_run_with_plug(make_procedure: MakeProcedure) -> None:
+    directory = make_procedure(
+        """
+        name: Plugged
+        plugs:
+          - {name: Bank, python: "plugs/bank.py:Bank", config: {port: /dev/ttyUSB3}}
+        main:
+          - name: Read
+            python: phases/steps.py:read
+            measurements:
+              - {name: Channel, validators: [{operator: "==", expected_value: 3}]}
+              - {name: Port, validators: [{operator: matches, expected_value: "ttyUSB[0-9]$"}]}
+          - {name: Boom, python: "phases/steps.py:boom", depends_on: [read]}
+          - {name: Kill Plug, python: "phases/steps.py:kill_plug", depends_on: [boom]}
+          - {name: After Kill, python: "phases/steps.py:after_kill", depends_on: [kill_plug]}
+          - {name: Still Runs, python: "phases/steps.py:still_runs", depends_on: [after_kill]}
+        execution: {on_first_failure: continue}
+        """,
+        {"plugs/bank.py": BANK, "phases/steps.py": E2E_PHASES},
+    )
+    code, events, stderr = run_json(directory)
+    finished = {e["phase_key"]: e for e in events if e["type"] == "phase_finished"}
+    assert finished["read"]["outcome"] == "PASS", stderr
+    assert finished["boom"]["outcome"] == "ERROR"
+    assert "plug bank.boom() raised ValueError: bank refused: overload" in str(finished["boom"]["error"])
+    assert "Remote traceback" in str(finished["boom"]["error"])
+    assert finished["kill_plug"]["outcome"] == "PASS"
+    assert finished["after_kill"]["outcome"] == "ERROR"  # the dead plug fails that phase...
+    assert "plug bank" in str(finished["after_kill"]["error"])
+    assert finished["still_runs"]["outcome"] == "PASS"  # ...not the station or the run's other phases
+    run = next(e for e in events if e["type"] == "run_finished")["run"]
+    assert isinstance(run, dict)
+    read_phase = next(p for p in run["phases"] if p["name"] == "Read")
+    assert [(m["name"], m["outcome"]) for m in read_phase["measurements"]] == [("channel", "PASS"), ("port", "PASS")]
+    after = next(p for p in run["phases"] if p["name"] == "After Kill")
+    assert [m["name"] for m in after["measurements"]] == ["after"]  # recorded before the failure: kept
+    assert code == 3 and run["outcome"] == "ERROR"
+
+
+def test_cli_plug_constructor_failure_is_run_error(make_procedure: MakeProcedure) -> None:
+    directory = make_procedure(
+        """
+        name: Plugged
+        plugs:
+          - {name: Load Bank, python: "plugs/bank.py:Broken", scope: execution}
+        main:
+          - {name: Still Runs, python: "phases/steps.py:still_runs"}
+        """,
+        {"plugs/bank.py": BANK, "phases/steps.py": E2E_PHASES},
+    )
+    code, events, stderr = run_json(directory)
+    assert code == 3
+    text = "\n".join(str(e) for e in events) + stderr
+    assert "Plug 'Load Bank' (load_bank) failed to start: RuntimeError: no instrument on /dev/ttyUSB9" in text
+    assert not [e for e in events if e["type"] == "phase_finished" and e["phase_key"] == "still_runs" and e["outcome"] == "PASS"]
+    run = next(e for e in events if e["type"] == "run_finished")["run"]
+    assert isinstance(run, dict) and run["outcome"] == "ERROR"
+
+
+def test_cli_plug_call_hanging_past_phase_timeout(make_procedure: MakeProcedure) -> None:
+    directory = make_procedure(
+        """
+        name: Plugged
+        plugs:
+          - {name: Bank, python: "plugs/bank.py:Bank", scope: station, config: {port: p}}
+        main:
+          - {name: Hang, python: "phases/steps.py:hang", timeout: 500ms}
+          - {name: Read, python: "phases/steps.py:read", depends_on: [hang]}
+        execution: {on_first_failure: continue}
+        """,
+        {"plugs/bank.py": BANK, "phases/steps.py": E2E_PHASES + "\ndef hang(bank):\n    bank.slow(2)\n"},
+    )
+    code, events, stderr = run_json(directory)
+    finished = {e["phase_key"]: e["outcome"] for e in events if e["type"] == "phase_finished"}
+    assert finished == {"hang": "TIMEOUT", "read": "PASS"}, stderr  # the plug served the next call
+    assert code == 4
+
+
+def test_loopback_tcp_transport(make_procedure: MakeProcedure, tmp_path: Path) -> None:
+    """Where there are no Unix sockets (Windows), plugs listen on loopback TCP."""
+    from tofu_tui.procedure.plugs import start_plug
+
+    loaded = procedure(make_procedure, '  - {name: Bank, python: "plugs/bank.py:Bank", config: {port: t}}\n')
+    (tmp_path / "logs").mkdir()
+    running = start_plug(loaded, loaded.spec.plugs[0], slot=None, log_dir=tmp_path / "logs", socket_dir=None)
+    try:
+        assert running.address.startswith("tcp:127.0.0.1:")
+        plug = make_proxy("bank", dataclasses.asdict(running.as_address()), 30)
+        assert plug.read(5)["channel"] == 5
+        assert running.alive()
+    finally:
+        running.stop()
+    assert not running.alive()

@@ -12,7 +12,13 @@ import pytest
 
 from tests.procedure.poolkit import Session, messages, request, run_phases, with_pool, yaml_for
 from tofu_tui.procedure.load import load_procedure
-from tofu_tui.procedure.pool import LiveEngineWarning, LiveLog, WorkerPool, WorkerStartError
+from tofu_tui.procedure.pool import (
+    LiveEngineWarning,
+    LiveLog,
+    WorkerPool,
+    WorkerStartError,
+    prestart_worker,
+)
 from tofu_tui.procedure.worker import HEAD_LINES, LINE_CAP, TAIL_LINES
 
 
@@ -264,15 +270,17 @@ def test_shell_phase_output_exit_code_and_working_directory(make_procedure) -> N
         yaml_for(
             "  - {name: ok, executable: {command: 'echo out; echo err >&2; pwd', working_directory: sub}}",
             "  - {name: fails, executable: {command: 'echo bad; exit 3', shell: bash}}",
-            "  - {name: env, executable: {command: 'echo ${PYTHONPATH:-unset} $PYTHONUNBUFFERED'}}",
+            "  - {name: env, executable: {command: 'echo ${PYTHONPATH:-unset} $PYTHONUNBUFFERED ${TOFU_TUI_TOKEN:-none}'}}",
         ),
         {"sub/keep.txt": "x"},
     )
     os.environ["PYTHONPATH"] = "/nonexistent"
+    os.environ["TOFU_TUI_TOKEN"] = "secret"
     try:
         ok, fails, env = run_phases(folder, "ok", "fails", "env")
     finally:
         del os.environ["PYTHONPATH"]
+        del os.environ["TOFU_TUI_TOKEN"]
     assert ok.exit_code == 0 and ok.error is None
     # stdout and stderr are separate pipes: their relative order is not defined
     assert sorted((line.level, line.message) for line in ok.logs) == sorted(
@@ -280,7 +288,7 @@ def test_shell_phase_output_exit_code_and_working_directory(make_procedure) -> N
     )
     assert fails.exit_code == 3 and fails.error is None
     assert messages(fails, "INFO") == ["bad"]
-    assert messages(env) == ["unset 1"]
+    assert messages(env) == ["unset 1 none"]
 
 
 def test_shell_phase_bad_shell_and_working_directory(make_procedure) -> None:
@@ -294,6 +302,14 @@ def test_shell_phase_bad_shell_and_working_directory(make_procedure) -> None:
     if noshell.exit_code is None:  # pwsh is rarely installed on Linux test machines
         assert noshell.error is not None and "'pwsh'" in noshell.error and "not found" in noshell.error
     assert nodir.error is not None and "missing/dir" in nodir.error and "does not exist" in nodir.error
+
+
+def test_ui_only_phase_has_nothing_to_run(make_procedure) -> None:
+    folder = make_procedure(
+        yaml_for("  - {name: look, ui: {components: [{type: text, default_value: hi}]}}")
+    )
+    (look,) = run_phases(folder, "look")
+    assert look.error is None and look.signal is None and look.logs == []
 
 
 def test_shell_phase_timeout_kills_background_children(make_procedure, tmp_path: Path) -> None:
@@ -344,3 +360,99 @@ def test_a_worker_killed_while_idle_is_replaced(make_procedure) -> None:
     pid, second = with_pool(folder, body)
     assert second.error is None
     assert int(messages(second)[0]) != pid
+
+
+def test_prestarted_worker_is_adopted(make_procedure, tmp_path: Path) -> None:
+    folder = make_procedure(
+        yaml_for("pid"), {"phases/pid.py": "import os\n\ndef pid(log):\n    log.info(str(os.getpid()))\n"}
+    )
+    loaded = load_procedure(folder)
+    early = prestart_worker(folder, loaded.interpreter)  # no event loop yet
+    other_dir = tmp_path / "elsewhere"
+    other_dir.mkdir()
+    stray = prestart_worker(other_dir, loaded.interpreter)
+
+    async def main():
+        pool = WorkerPool(loaded, 1, lambda e: None, prestarted=early)
+        wrong = WorkerPool(loaded, 1, lambda e: None, prestarted=stray)  # another folder
+        await pool.start()
+        try:
+            return await pool.run_attempt(request(loaded, "pid"))
+        finally:
+            await pool.close()
+            await wrong.close()
+
+    result = asyncio.run(main())
+    assert messages(result) == [str(early.popen.pid)]
+    assert stray.popen.poll() is not None  # not adopted: stopped
+
+
+def test_concurrent_attempts_do_not_mix(make_procedure) -> None:
+    folder = make_procedure(
+        yaml_for("echo"),
+        {
+            "phases/echo.py": """
+            import time
+
+            def echo(run, measurements, log):
+                log.info(run.job_id)
+                time.sleep(0.001 * (run.retry_count % 3))
+                print(run.job_id)
+                measurements.n = run.retry_count
+            """
+        },
+    )
+
+    async def body(s: Session):
+        return await asyncio.gather(*(s.run("echo", retry_count=i, job_id=f"job-{i}") for i in range(40)))
+
+    results = with_pool(folder, body, size=4)
+    for i, result in enumerate(results):
+        assert result.error is None
+        assert messages(result) == [f"job-{i}", f"job-{i}"]
+        assert result.measurements["n"].value == float(i)
+
+
+def test_an_oversized_message_is_an_error(make_procedure, monkeypatch) -> None:
+    from tofu_tui.procedure import pool as pool_module
+
+    monkeypatch.setattr(pool_module, "STREAM_LIMIT", 1024 * 1024)
+    folder = make_procedure(
+        yaml_for("huge", "ok"),
+        {
+            "phases/huge.py": "def huge(measurements):\n    measurements.big = list(range(400_000))\n",
+            "phases/ok.py": "def ok():\n    pass\n",
+        },
+    )
+    huge, ok = run_phases(folder, "huge", "ok")
+    assert huge.error is not None and "larger than 1 MB" in huge.error
+    assert ok.error is None
+
+
+def test_workers_do_not_outlive_a_killed_engine(make_procedure, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    pidfile = tmp_path / "worker.pid"
+    folder = make_procedure(
+        yaml_for("spin"),
+        {"phases/spin.py": f"import os\n\ndef spin():\n    open({str(pidfile)!r}, 'w').write(str(os.getpid()))\n    while True:\n        pass\n"},
+    )
+    engine = tmp_path / "engine.py"
+    engine.write_text(
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from tests.procedure.poolkit import run_phases\n"
+        "run_phases(Path(sys.argv[1]), 'spin')\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, str(engine), str(folder)], cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)})
+    try:
+        end = time.monotonic() + 30
+        while not (pidfile.exists() and pidfile.read_text()) and time.monotonic() < end:
+            time.sleep(0.02)
+        worker_pid = int(pidfile.read_text())
+    finally:
+        proc.kill()
+        proc.wait()
+    assert _wait_gone(worker_pid, 10.0), "the worker survived its engine"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -161,7 +162,7 @@ def test_wrong_type_raises_in_phase_and_keeps_earlier_data(make_procedure) -> No
 
 def test_nan_and_infinity_make_the_phase_error_even_if_caught(make_procedure) -> None:
     folder = make_procedure(
-        yaml_for("nan", "inf"),
+        yaml_for("nan", "inf", "agg"),
         {
             "phases/nan.py": """
             def nan(measurements):
@@ -174,9 +175,18 @@ def test_nan_and_infinity_make_the_phase_error_even_if_caught(make_procedure) ->
             def inf(measurements):
                 measurements.y = [1.0, float("inf")]
             """,
+            "phases/agg.py": """
+            def agg(measurements):
+                measurements.z = 1
+                try:
+                    measurements.z.aggregations.mean = float("nan")
+                except ValueError:
+                    pass
+            """,
         },
     )
-    nan, inf = run_phases(folder, "nan", "inf")
+    nan, inf, agg = run_phases(folder, "nan", "inf", "agg")
+    assert agg.error is not None and "aggregation 'mean' is NaN or infinite" in agg.error
     assert nan.error is not None and "NaN or infinite" in nan.error
     assert inf.error is not None and "NaN or infinite" in inf.error
     assert nan.measurements == {} and inf.measurements == {}
@@ -361,7 +371,7 @@ def test_parameters_from_results_defaults_and_errors(make_procedure) -> None:
         },
     )
     view = PhaseResultView(
-        outcome="fail",
+        outcome="FAIL",  # shown lowercase to the phase
         duration_ms=12.5,
         measurements={
             "v": MeasurementRecord(key="v", value=2.0, aggregations={"mean": 1.5}),
@@ -489,14 +499,17 @@ def test_plugs_by_key_ignoring_case(make_procedure, tmp_path: Path) -> None:
         assert hello["ok"], hello
 
         async def body(s: Session):
-            return await s.run("uses_plug", plugs={"DMM": {"key": "DMM", "address": hello["address"]}})
+            plugs = {"DMM": {"key": "DMM", "address": hello["address"]}}
+            # twice on one worker: the first phase's proxy must not keep the plug busy
+            return [await asyncio.wait_for(s.run("uses_plug", plugs=plugs), 20) for _ in range(2)]
 
-        result = with_pool(folder, body)
+        results = with_pool(folder, body)
     finally:
         host.kill()
         host.wait()
-    assert result.error is None, result.error
-    assert result.measurements["volts"].value == 3.0
+    for result in results:
+        assert result.error is None, result.error
+        assert result.measurements["volts"].value == 3.0
 
 
 def test_a_phase_cannot_break_the_next_ones_capture(make_procedure) -> None:
@@ -534,3 +547,57 @@ def test_a_phase_cannot_break_the_next_ones_capture(make_procedure) -> None:
     _, forker, after = run_phases(folder, "vandal", "forker", "after")
     assert messages(forker) == ["parent"]
     assert messages(after) == ["printed", "logged", str(folder.resolve())]
+
+
+def test_progress_bars_and_stream_api(make_procedure) -> None:
+    folder = make_procedure(
+        yaml_for("bars"),
+        {
+            "phases/bars.py": """
+            import io, sys
+
+            def bars():
+                sys.stdout.reconfigure(encoding="utf-8")
+                assert isinstance(sys.stdout, io.TextIOBase) and not sys.stdout.isatty()
+                for i in range(0, 101, 10):
+                    sys.stderr.write(f"\\rprogress {i}%")
+                sys.stderr.write("\\n")
+                sys.stdout.write("windows line\\r\\n")
+                sys.stdout.close()
+                print("after close")
+            """
+        },
+    )
+    (result,) = run_phases(folder, "bars")
+    assert result.error is None, result.error
+    assert [(line.level, line.message) for line in result.logs] == [
+        ("WARNING", "progress 100%"),
+        ("INFO", "windows line"),
+        ("INFO", "after close"),
+    ]
+
+
+def test_tight_loops_of_updates_are_coalesced(make_procedure) -> None:
+    folder = make_procedure(
+        yaml_for("loop"),
+        {
+            "phases/loop.py": """
+            def loop(measurements, ui, log):
+                for i in range(100_000):
+                    measurements.count = i
+                    ui.progress = i
+                log.info("done")
+            """
+        },
+    )
+
+    async def body(s: Session):
+        return await s.run("loop"), s.events
+
+    result, events = with_pool(folder, body)
+    assert result.error is None
+    assert result.measurements["count"].value == 99_999.0
+    ui = [e for e in events if isinstance(e, LiveUiUpdate)]
+    live = [e for e in events if isinstance(e, LiveMeasurement)]
+    assert ui[-1].value == 99_999 and live[-1].record.value == 99_999.0
+    assert len(ui) < 10_000 and len(live) < 10_000

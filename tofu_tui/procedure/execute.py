@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tofu_tui.models.events import (
@@ -49,7 +50,6 @@ from tofu_tui.procedure.payload import (
     UNIT_FIELDS,
     AttemptRecord,
     build_run,
-    fold_metadata,
     resolve_procedure_id,
     run_dict,
 )
@@ -66,6 +66,7 @@ from tofu_tui.procedure.scheduler import (
     SHUTDOWN_TEARDOWN_WORKERS,
     AttemptOutcome,
     Job,
+    JobBlocked,
     Scheduler,
 )
 
@@ -90,6 +91,8 @@ class RunOptions:
     procedure_id: str | None = None
     deployment_id: str | None = None
     execution_id: str | None = None  # minted if None
+    station_plugs: Any = None  # plugs.StationPlugs of a long-lived station host
+    plug_log_dir: Path | None = None  # where plug stdout/stderr go (default: a temp dir)
 
 
 @dataclass
@@ -102,7 +105,10 @@ class RunResult:
 
 
 class RunHandle:
-    """Steers a run in flight; returned by `start_run`."""
+    """Steers a run in flight; returned by `start_run`.
+
+    Call its methods on the event loop that runs the run (from another thread, go through
+    `loop.call_soon_threadsafe` or `asyncio.run_coroutine_threadsafe`)."""
 
     def __init__(self, run: _Run, task: asyncio.Task[RunResult]) -> None:
         self._run = run
@@ -229,6 +235,9 @@ class _Run:
         self._prompts: dict[str, Prompt] = {}  # job id -> its open prompt
         self._old_pools: list[WorkerPool] = []
         self._after_stop: set[str] = set()
+        self.plugs: Any = None  # PlugManager when the procedure declares plugs
+        self.plug_error: str | None = None
+        self._background: set[asyncio.Task[Any]] = set()
 
     # --- control -------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -265,22 +274,28 @@ class _Run:
                     slot=scope.label,
                 )
             )
+        from tofu_tui.procedure.pool import WorkerPool
+
+        # Start the first worker now so its interpreter start overlaps identify.
+        size = max(1, min(self.spec.execution.workers, self._worker_jobs()))
+        self.pool = WorkerPool(self.loaded, size, self._live)
+        pool_start = asyncio.ensure_future(self.pool.start())
         try:
             for scope in self.slots:
                 scope.unit = await self._identify(scope)
                 scope.identify_metadata = dict(scope.unit.get("metadata") or {})
         except _NothingRan as exc:
+            pool_start.cancel()
+            with contextlib.suppress(BaseException):
+                await pool_start
+            await self._close_pools()
             return self._nothing_ran(exc.outcome, str(exc))
         if self.slots:
             # execution-wide phases see the first slot's unit
             self.shared.unit = _copy_unit(self.slots[0].unit)
         started_at = utc_now()
-        from tofu_tui.procedure.pool import WorkerPool
-
-        size = max(1, min(self.spec.execution.workers, self._worker_jobs()))
-        self.pool = WorkerPool(self.loaded, size, self._live)
         try:
-            await self.pool.start()
+            await pool_start
         except Exception as exc:  # §10: nothing is uploaded after a worker start failure
             await self._close_pools()
             return self._nothing_ran("ERROR", f"The phase workers could not start: {exc}")
@@ -292,17 +307,64 @@ class _Run:
             on_stop_action=self._close_running_prompts,
             on_shutdown=self._fresh_teardown_pool,
             record_unfinished=self._record_unfinished,
+            on_job_final=self._job_final,
         )
         if self.stopped:
             self.scheduler.stop()
         if self.killed:
             self.scheduler.kill()
         try:
+            if self.spec.plugs and not self.stopped:
+                await self._start_plugs()
             await self.scheduler.run()
         finally:
             await self._close_pools()
+            if self._background:
+                await asyncio.gather(*self._background, return_exceptions=True)
+            if self.plugs is not None:
+                with contextlib.suppress(Exception):
+                    await self.plugs.close()
         ended_at = utc_now()
         return self._finish(started_at, ended_at)
+
+    # --- plugs (§5) --------------------------------------------------------------------
+    async def _start_plugs(self) -> None:
+        from tofu_tui.procedure.plugs import PlugManager
+
+        self.plugs = PlugManager(self.loaded, log_dir=self.options.plug_log_dir, station=self.options.station_plugs)
+        try:
+            await self.plugs.start_execution()
+        except Exception as exc:
+            self._plug_failed(exc)
+
+    def _plug_failed(self, exc: Exception) -> None:
+        """§5: the run is ERROR; nothing new is dispatched, teardown still runs."""
+        message = str(exc) or repr(exc)
+        if self.plug_error is None:
+            self.plug_error = message
+            self.emit(PhaseLog(phase_key=None, level="ERROR", message=message))
+        if self.scheduler is not None:
+            self.scheduler.abort()
+
+    async def _slot_plugs(self, job: Job) -> dict[str, Any]:
+        if self.plugs is None:
+            return {}
+        if job.slot is not None and self.plugs.has_slot_plugs and self.plug_error is None:
+            try:
+                await self.plugs.start_slot(job.slot)
+            except Exception as exc:
+                self._plug_failed(exc)
+                raise JobBlocked(str(exc)) from None
+        return dict(self.plugs.addresses(job.slot))
+
+    def _job_final(self, job: Job) -> None:
+        """Q4: a slot's plugs go once nothing left in that slot can use them."""
+        if self.plugs is None or job.slot is None or self.scheduler is None:
+            return
+        if not self.scheduler.slot_open(job.slot_index):
+            task = asyncio.ensure_future(self.plugs.stop_slot(job.slot))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     def _worker_jobs(self) -> int:
         phases = [*self.spec.setup, *self.spec.main, *self.spec.teardown]
@@ -326,9 +388,13 @@ class _Run:
         if self.pool is not None:
             old = self.pool
             self._old_pools.append(old)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(old.close(), 10)
-            self._old_pools.remove(old)
+            teardown_running = self.scheduler is not None and any(
+                j.state == "running" for j in self.scheduler.jobs
+            )
+            if not teardown_running:  # else it closes at run end, after those finish
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(old.close(), 10)
+                self._old_pools.remove(old)
         pending_teardown = self.scheduler is not None and any(
             j.stage == "teardown" and not j.final and not j.phase.is_ui_only
             for j in self.scheduler.jobs
@@ -401,7 +467,7 @@ class _Run:
                 components,
                 waits=True,
                 validate=lambda _c, v: validate_identify(spec_unit, v),
-                preset=preset or None,
+                preset=preset,
             )
         except HeadlessPrompt:
             raise _NothingRan("ERROR", self._identify_headless(refusal)) from None
@@ -461,6 +527,8 @@ class _Run:
         phase = job.phase
         scope = self._scope_of(job)
         attempt = job.retry_count
+        # plugs first: a job whose slot plug cannot start is blocked, before any event
+        plug_addresses = await self._slot_plugs(job) if not phase.is_ui_only else {}
         started_at = utc_now()
         t0 = time.monotonic()
         live_id = f"{job.id}/{attempt}"
@@ -488,8 +556,10 @@ class _Run:
                 self._prompts[job.id] = prompt
             if phase.is_ui_only:
                 return await self._ui_only(job, scope, started_at, deadline, prompt, unit_in)
-            assert self.pool is not None, "no workers"
-            from tofu_tui.procedure.pool import AttemptRequest
+            from tofu_tui.procedure.pool import AttemptRequest, WorkerPool
+
+            if self.pool is None:  # defensive: teardown after a stop found no pool
+                self.pool = WorkerPool(self.loaded, SHUTDOWN_TEARDOWN_WORKERS, self._live)
 
             request = AttemptRequest(
                 phase=phase,
@@ -500,11 +570,15 @@ class _Run:
                 unit=unit_in,
                 run_metadata=dict(run_metadata_in),
                 results=self._visible_results(scope),
-                plugs={},
+                plugs=plug_addresses,
                 slot_id=scope.key if scope.key is not None else SHARED_SLOT_ID,
                 job_id=live_id,
             )
-            result = await self.pool.run_attempt(request)
+            try:
+                result = await self.pool.run_attempt(request)
+            except Exception as exc:  # the pool itself failed (e.g. no worker could start)
+                text = f"The phase could not run: {exc}"
+                return self._conclude(job, scope, started_at, PhaseVerdict("ERROR", text, text))
             return await self._python_done(job, scope, result, prompt, deadline, unit_in, run_metadata_in)
         finally:
             if prompt is not None:
@@ -716,12 +790,12 @@ class _Run:
             record.run_metadata = {
                 k: v for k, v in result.run_metadata.items() if k not in run_metadata_in or run_metadata_in[k] != v
             }
-            scope.run_maps[phase.key] = record.run_metadata
+            _keep_map(scope.run_maps, phase.key, record.run_metadata)
         if unit_in is not None and unit_out is not None:
             before = unit_in.get("metadata") or {}
             after = unit_out.get("metadata") or {}
             record.unit_metadata = {k: v for k, v in after.items() if k not in before or before[k] != v}
-            scope.unit_maps[phase.key] = record.unit_metadata
+            _keep_map(scope.unit_maps, phase.key, record.unit_metadata)
             self._apply_unit_change(scope, unit_in, unit_out)
         scope.records.append(record)
         scope.results[phase.key] = PhaseResultView(
@@ -758,7 +832,7 @@ class _Run:
         """An attempt abandoned by the scheduler (stop grace over, teardown budget spent)."""
         scope = self._scope_of(job)
         started = self._attempt_start.get(job.id)
-        if started is None or job.state == "waiting":
+        if started is None or job.state == "waiting" or started[2] != job.retry_count:
             started_at = utc_now()
             self.emit(
                 PhaseStarted(phase_key=job.phase.key, phase_name=job.phase.name, attempt=job.retry_count, slot=scope.label)
@@ -811,7 +885,9 @@ class _Run:
         attachments: list[list[AttachmentRecord]] = []
         outcomes: list[RunOutcome] = []
         directory = self.loaded.directory
-        procedure_id = resolve_procedure_id(self.options.procedure_id, directory)
+        procedure_id = resolve_procedure_id(
+            self.options.procedure_id or getattr(self.loaded, "procedure_id", None), directory
+        )
         declared = self.slots[0].label is not None if self.slots else False
         for scope in self.slots:
             finals = [
@@ -820,7 +896,7 @@ class _Run:
             ]
             engine = run_outcome(
                 finals,
-                plug_failed=sched.abort_error,
+                plug_failed=sched.abort_error or self.plug_error is not None,
                 operator_stop=sched.operator_stop or self.killed,
                 stop_action_without_teardown=sched.stop_action_without_teardown,
             )
@@ -841,6 +917,7 @@ class _Run:
                 execution_id=self.execution_id if declared else None,
                 slot_key=scope.key if declared else None,
                 slot_name=scope.name if declared else None,
+                docstring=self.plug_error,
             )
             runs.append(run)
             attachments.append([a for r in sorted(records, key=lambda r: r.started_at) for a in r.attachments])
@@ -859,6 +936,14 @@ class _NothingRan(Exception):
     def __init__(self, outcome: RunOutcome, message: str) -> None:
         super().__init__(message)
         self.outcome = outcome
+
+
+def _keep_map(maps: dict[str, dict[str, Any]], key: str, one: dict[str, Any]) -> None:
+    """A phase's latest metadata map (only non-empty ones are kept: later phases merge them)."""
+    if one:
+        maps[key] = one
+    else:
+        maps.pop(key, None)
 
 
 def _remaining(deadline: float | None) -> float | None:
@@ -923,6 +1008,5 @@ __all__ = [
     "RunHandle",
     "RunOptions",
     "RunResult",
-    "fold_metadata",
     "start_run",
 ]

@@ -172,33 +172,82 @@ def _parse_yaml(text: str) -> tuple[Any, dict[Loc, int]]:
         lines: dict[Loc, int] = {}
         if node is None:
             return None, lines
-        return _convert(loader, node, (), lines), lines
+        try:
+            return _Converter(loader, lines).convert(node, ()), lines
+        except yaml.MarkedYAMLError as exc:  # e.g. an unknown `!!tag`
+            mark = exc.problem_mark or exc.context_mark
+            raise _YamlProblem(
+                mark.line + 1 if mark is not None else None, f"invalid YAML: {exc.problem or exc.context}"
+            ) from None
     finally:
         loader.dispose()
 
 
-def _convert(loader: _Loader, node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> Any:
-    lines.setdefault(loc, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
+_MAX_NODES = 200_000  # aliases can expand a small file enormously ("billion laughs")
+
+
+class _Converter:
+    """Nodes to plain data, recording the line of every mapping key and list item."""
+
+    def __init__(self, loader: _Loader, lines: dict[Loc, int]) -> None:
+        self.loader = loader
+        self.lines = lines
+        self.active: set[int] = set()  # nodes being converted: an alias to one is a cycle
+        self.count = 0
+
+    def convert(self, node: yaml.Node, loc: Loc) -> Any:
+        self.count += 1
+        if self.count > _MAX_NODES:
+            raise _YamlProblem(
+                self.lines.get(loc[:1], node.start_mark.line + 1),
+                f"invalid YAML: aliases expand to more than {_MAX_NODES:,} values",
+                loc[:1],
+            )
+        expected_tag = (
+            "map" if isinstance(node, yaml.MappingNode) else "seq" if isinstance(node, yaml.SequenceNode) else None
+        )
+        if expected_tag is not None and node.tag != f"tag:yaml.org,2002:{expected_tag}":
+            raise _YamlProblem(node.start_mark.line + 1, f"invalid YAML: unsupported tag {node.tag!r}", loc)
+        if id(node) in self.active:
+            raise _YamlProblem(node.start_mark.line + 1, "invalid YAML: an alias refers to itself", loc)
+        self.lines.setdefault(loc, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            self.active.add(id(node))
+            try:
+                return self._mapping(node, loc)
+            finally:
+                self.active.discard(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            self.active.add(id(node))
+            try:
+                return [self.convert(item, (*loc, index)) for index, item in enumerate(node.value)]
+            finally:
+                self.active.discard(id(node))
+        return self.loader.construct_object(node, deep=True)
+
+    def _mapping(self, node: yaml.MappingNode, loc: Loc) -> dict[Any, Any]:
         try:
-            loader.flatten_mapping(node)  # `<<:` merge keys
+            self.loader.flatten_mapping(node)  # `<<:` merge keys
         except yaml.MarkedYAMLError as exc:
             raise _YamlProblem(node.start_mark.line + 1, f"invalid YAML: {exc.problem}", loc) from None
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise _YamlProblem(
+                    key_node.start_mark.line + 1, "invalid YAML: mapping keys must be plain values", loc
+                )
+            key = self.loader.construct_object(key_node, deep=True)
             if not isinstance(key, str | int | float | bool) and key is not None:
-                raise _YamlProblem(key_node.start_mark.line + 1, "invalid YAML: mapping keys must be plain values", loc)
+                raise _YamlProblem(
+                    key_node.start_mark.line + 1, "invalid YAML: mapping keys must be plain values", loc
+                )
             if key in result:
                 raise _YamlProblem(
                     key_node.start_mark.line + 1, f"invalid YAML: duplicate key {key!r} in the same mapping", loc
                 )
-            lines.setdefault((*loc, key), key_node.start_mark.line + 1)
-            result[key] = _convert(loader, value_node, (*loc, key), lines)
+            self.lines.setdefault((*loc, key), key_node.start_mark.line + 1)
+            result[key] = self.convert(value_node, (*loc, key))
         return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_convert(loader, item, (*loc, index), lines) for index, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
 
 
 def format_loc(loc: Loc) -> str:
@@ -320,6 +369,10 @@ def _message(error: Any) -> tuple[Loc, str]:
         return loc, ctx["message"]
     if kind == "missing":
         return loc, "required field is missing"
+    if loc and loc[-1] == "[key]":
+        return loc[:-2], f"keys must be text, got {loc[-2]!r}"
+    if kind == "invalid_key":
+        return loc[:-1], f"unknown field {loc[-1]!r}" + _allowed(loc[:-1])
     if kind == "extra_forbidden":
         key = loc[-1] if loc else ""
         parent = tuple(p for p in loc[:-1] if not isinstance(p, int))

@@ -140,6 +140,7 @@ def build_run(
     execution_id: str | None = None,
     slot_key: str | None = None,
     slot_name: str | None = None,
+    docstring: str | None = None,
 ) -> RunCreate:
     """The payload of one slot. `unit` is the unit as it stands at the end of the run (Q6)."""
     ordered = sorted(records, key=lambda r: r.started_at)
@@ -173,6 +174,8 @@ def build_run(
         data["unit_metadata"] = unit_metadata
     if deployment_id:
         data["deployment_id"] = deployment_id
+    if docstring:
+        data["docstring"] = docstring  # why the run failed outside any phase (a plug start)
     if execution_id and slot_key is not None:
         data["execution_id"] = execution_id
         data["slot_key"] = slot_key

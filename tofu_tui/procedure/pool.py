@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -160,10 +161,105 @@ class _SpawnFailed:
         self.message = message
 
 
+class _Process:
+    """A worker process started with subprocess.Popen (synchronously, so it can be
+    started before an event loop exists), awaited through a pidfd where available."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+        self.stderr: asyncio.StreamReader | None = None
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.popen.kill()
+
+    async def wait(self) -> int:
+        code = self.popen.poll()
+        if code is not None:
+            return code
+        loop = asyncio.get_running_loop()
+        try:
+            fd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):
+            while (code := self.popen.poll()) is None:
+                await asyncio.sleep(0.01)
+            return code
+        try:
+            ready: asyncio.Future[None] = loop.create_future()
+
+            def exited() -> None:
+                if not ready.done():
+                    ready.set_result(None)
+
+            loop.add_reader(fd, exited)
+            try:
+                if self.popen.poll() is None:
+                    await ready
+            finally:
+                loop.remove_reader(fd)
+        finally:
+            os.close(fd)
+        return self.popen.wait()
+
+
+@dataclass
+class PrestartedWorker:
+    """A worker started ahead of its pool (prestart_worker); a pool adopts it in start()."""
+
+    directory: Path
+    interpreter: Path
+    popen: subprocess.Popen[bytes]
+    channel: socket.socket
+
+    def discard(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.channel.close()
+        with contextlib.suppress(Exception):
+            self.popen.wait(1)
+
+
+def _launch(directory: Path, interpreter: Path, worker_id: int) -> tuple[subprocess.Popen[bytes], socket.socket]:
+    parent, child = socket.socketpair()
+    try:
+        popen = subprocess.Popen(
+            [str(interpreter), str(WORKER_SCRIPT), str(directory), str(child.fileno())],
+            cwd=directory,
+            env=child_environment(worker_id),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            pass_fds=(child.fileno(),),
+            start_new_session=True,
+        )
+    except OSError as exc:
+        parent.close()
+        raise RuntimeError(
+            f"Could not start a worker with the interpreter {interpreter}: {exc}. "
+            "Check the procedure's venv (or `uv python find`)."
+        ) from None
+    finally:
+        child.close()
+    return popen, parent
+
+
+def prestart_worker(directory: Path, interpreter: Path) -> PrestartedWorker:
+    """Start one worker process now, without an event loop (e.g. while the CLI is still
+    importing and loading the procedure); pass it to WorkerPool(prestarted=...)."""
+    directory = Path(directory).resolve()
+    popen, channel = _launch(directory, Path(interpreter), 0)
+    return PrestartedWorker(directory, Path(interpreter), popen, channel)
+
+
 @dataclass(eq=False)
 class _Worker:
     worker_id: int
-    process: asyncio.subprocess.Process
+    process: _Process
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     stderr_tail: bytearray = field(default_factory=bytearray)
@@ -214,6 +310,7 @@ def child_environment(worker_id: int | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PYTHONHOME", None)
     env.pop("PYTHONPATH", None)
+    env.pop("TOFU_TUI_TOKEN", None)  # a station secret: procedures never need it
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONIOENCODING"] = "utf-8"
     if worker_id is not None:
@@ -250,6 +347,7 @@ class WorkerPool:
         import_stall_s: float = IMPORT_STALL_S,
         handshake_s: float = HANDSHAKE_S,
         prestart: int = 1,
+        prestarted: PrestartedWorker | None = None,
     ) -> None:
         self.loaded = loaded
         self.size = max(1, size)
@@ -269,6 +367,15 @@ class WorkerPool:
         self._next_id = 0
         self._closed = False
         self._refs: dict[str, tuple[str | None, str | None, str, str, str | None]] = {}
+        self._prestarted: PrestartedWorker | None = None
+        if prestarted is not None:
+            same = prestarted.directory == self.directory and Path(prestarted.interpreter) == Path(
+                loaded.interpreter
+            )
+            if same and prestarted.popen.poll() is None:
+                self._prestarted = prestarted
+            else:
+                prestarted.discard()
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -297,6 +404,9 @@ class WorkerPool:
 
     async def close(self) -> None:
         self._closed = True
+        if self._prestarted is not None:
+            self._prestarted.discard()
+            self._prestarted = None
         for task in list(self._spawning):
             task.cancel()
         for task in list(self._spawning):
@@ -357,31 +467,23 @@ class WorkerPool:
         self._idle.put_nowait(w)
 
     async def _spawn(self, worker_id: int) -> _Worker:
-        interpreter = str(self.loaded.interpreter)
-        parent, child = socket.socketpair()
-        try:
-            try:
-                process = await asyncio.create_subprocess_exec(
-                    interpreter,
-                    str(WORKER_SCRIPT),
-                    str(self.directory),
-                    str(child.fileno()),
-                    cwd=self.directory,
-                    env=child_environment(worker_id),
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=asyncio.subprocess.DEVNULL,
-                    stderr=asyncio.subprocess.PIPE,
-                    pass_fds=(child.fileno(),),
-                    start_new_session=True,
-                )
-            finally:
-                child.close()
-        except OSError as exc:
-            parent.close()
-            raise RuntimeError(
-                f"Could not start a worker with the interpreter {interpreter}: {exc}. "
-                "Check the procedure's venv (or `uv python find`)."
-            ) from None
+        adopted = self._prestarted
+        self._prestarted = None
+        if adopted is not None and worker_id == 0:
+            popen, parent = adopted.popen, adopted.channel
+        else:
+            popen, parent = _launch(self.directory, Path(self.loaded.interpreter), worker_id)
+        return await self._attach(worker_id, popen, parent)
+
+    async def _attach(
+        self, worker_id: int, popen: subprocess.Popen[bytes], parent: socket.socket
+    ) -> _Worker:
+        loop = asyncio.get_running_loop()
+        process = _Process(popen)
+        if popen.stderr is not None:
+            stderr = asyncio.StreamReader(limit=STREAM_LIMIT)
+            await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stderr), popen.stderr)
+            process.stderr = stderr
         reader, writer = await asyncio.open_unix_connection(sock=parent, limit=STREAM_LIMIT)
         w = _Worker(worker_id, process, reader, writer)
         w.stderr_task = asyncio.ensure_future(self._drain_stderr(w))
@@ -395,7 +497,7 @@ class WorkerPool:
             await self._reap(w)
             detail = w.stderr_text()
             raise RuntimeError(
-                f"The worker process (interpreter {interpreter}) did not start"
+                f"The worker process (interpreter {self.loaded.interpreter}) did not start"
                 + (f": {detail}" if detail else ".")
             )
         return w
@@ -429,11 +531,12 @@ class WorkerPool:
     async def _discard(self, w: _Worker) -> None:
         """Kill a worker that can no longer be trusted and start its replacement."""
         w.kill_group()
-        await self._reap(w)
         self._count -= 1
         self._free_ids.append(w.worker_id)
         if not self._closed:
             self._spawn_in_background()
+        # Bookkeeping is done; reaping finishes even if our caller is cancelled meanwhile.
+        await asyncio.shield(self._reap(w))
 
     async def _acquire(self) -> _Worker | _SpawnFailed:
         # Start another worker only if the ones already starting are all spoken for:
@@ -461,6 +564,9 @@ class WorkerPool:
         started = datetime.now(UTC)
         if request.phase.executable is not None:
             return await self._run_shell(attempt, started)
+        if not request.phase.python:
+            # UI-only (or empty) phase: no code to run; the caller handles its prompt.
+            return self._finish(attempt, started, {})
         loop = asyncio.get_running_loop()
         try:
             got = await self._wait_until(self._acquire(), request.deadline)
@@ -494,7 +600,13 @@ class WorkerPool:
         try:
             done = pump.result()
         except Exception as exc:
-            done = f"The worker's messages could not be read ({exc}); the worker was replaced."
+            if isinstance(exc, ValueError | asyncio.LimitOverrunError) and "limit" in str(exc):
+                done = (
+                    f"The phase sent a message larger than {STREAM_LIMIT // (1024 * 1024)} MB "
+                    "(a measurement or ui value too large?); the worker was replaced."
+                )
+            else:
+                done = f"The worker's messages could not be read ({exc}); the worker was replaced."
         if isinstance(done, dict):
             self._idle.put_nowait(w)
             return self._finish(attempt, started, done)
@@ -520,6 +632,8 @@ class WorkerPool:
             warn_at = loop.time() + WARN_FRACTION * (deadline - time.monotonic())
             deadline = loop.time() + (deadline - time.monotonic())
         while True:
+            if pump.done():
+                return "done"
             now = loop.time()
             waits = []
             if deadline is not None:
@@ -649,7 +763,7 @@ class WorkerPool:
             view = request.results.get(name)
             if view is not None:
                 results[name] = {
-                    "outcome": view.outcome,
+                    "outcome": str(view.outcome).lower(),
                     "duration_ms": view.duration_ms,
                     "measurements": {
                         k: _record_dict(r) for k, r in view.measurements.items()
@@ -780,7 +894,8 @@ class WorkerPool:
                     attempt,
                     started,
                     f"The working directory '{spec.working_directory}' of phase "
-                    f"'{request.phase.key}' does not exist (resolved to {cwd}).",
+                    f"'{request.phase.key}' does not exist or is not a directory "
+                    f"(resolved to {cwd}).",
                 )
         try:
             process = await asyncio.create_subprocess_exec(

@@ -14,7 +14,7 @@ import dataclasses
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -105,6 +105,7 @@ class StationDaemon:
         self._drain_now = asyncio.Event()
         self._pull_now = asyncio.Event()
         self._sync_lock = asyncio.Lock()
+        self._run_logs: dict[str, Any] = {}
 
     # --- lifecycle --------------------------------------------------------------------
     async def run(self) -> int:
@@ -165,8 +166,9 @@ class StationDaemon:
                                             "station_name": self.config.station_name,
                                             "server_url": self.config.server_url, "pid": os.getpid(),
                                             "queue": self.queue.counts().model_dump()})
-        self._tasks = [asyncio.create_task(coro) for coro in (
-            self._poll_loop(), self._drain_loop(), self.presence.run(), self._ledger_loop())]
+        self._tasks = [asyncio.create_task(self._supervised(name, loop_fn)) for name, loop_fn in (
+            ("deployments", self._poll_loop), ("drain", self._drain_loop), ("presence", self.presence.run),
+            ("ledger", self._ledger_loop))]
         self.started.set()
         try:
             await self._stop.wait()
@@ -226,12 +228,23 @@ class StationDaemon:
         self.bus.publish(event)
 
     def _run_log(self, event: Event) -> None:
-        """One JSONL file per run under logs/."""
+        """One JSONL file per run under logs/, kept open while its run is in flight."""
         if not event.execution_id or event.type.startswith(("upload_", "deployment_", "connectivity")):
             return
-        self.paths.logs.mkdir(parents=True, exist_ok=True)
-        with (self.paths.logs / f"{event.execution_id}.jsonl").open("a", encoding="utf-8") as handle:
-            handle.write(event.model_dump_json() + "\n")
+        line = event.model_dump_json() + "\n"
+        handle = self._run_logs.get(event.execution_id)
+        if handle is None:
+            self.paths.logs.mkdir(parents=True, exist_ok=True)
+            path = self.paths.logs / f"{event.execution_id}.jsonl"
+            if self.in_flight is None or self.in_flight.execution_id != event.execution_id:
+                with path.open("a", encoding="utf-8") as late:  # after its run ended
+                    late.write(line)
+                return
+            handle = path.open("a", encoding="utf-8")
+            self._run_logs[event.execution_id] = handle
+        handle.write(line)
+        if event.type in ("phase_finished", "run_finished"):
+            handle.flush()
 
     def _connectivity(self, connected: bool, detail: str | None) -> None:
         now = time.time()
@@ -252,6 +265,19 @@ class StationDaemon:
                                                         "parked": counts.parked}}
 
     # --- loops ------------------------------------------------------------------------
+    async def _supervised(self, name: str, loop_fn: Callable[[], Awaitable[None]]) -> None:
+        """Keep a loop alive: a bug in one part must not silently stop uploads or presence."""
+        while True:
+            try:
+                await loop_fn()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.say("error", "loop_crashed", {"loop": name, "message": f"{type(exc).__name__}: {exc}",
+                                                   "restart_in_s": 5})
+                await asyncio.sleep(5)
+
     async def _ledger_loop(self) -> None:
         while True:
             self.ledger.mark(RUNNING)
@@ -390,6 +416,9 @@ class StationDaemon:
             self.say("error", "run_failed", {"execution_id": flight.execution_id,
                                              "message": f"{type(exc).__name__}: {exc}"})
         finally:
+            log = self._run_logs.pop(flight.execution_id, None)
+            if log is not None:
+                log.close()
             self.in_flight = None
             self.deployments.run_ended(flight.version)
             self._drain_now.set()

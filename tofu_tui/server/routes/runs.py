@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import ValidationError
-from sqlalchemy import asc, delete, desc, insert, select
+from sqlalchemy import Table, and_, asc, bindparam, delete, desc, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
@@ -86,6 +86,21 @@ def _check_run(body: RunCreate) -> str:
     return body.procedure_id
 
 
+_RUNS: Table = db.Run.__table__  # type: ignore[assignment]
+_INSERT_RUN = insert(_RUNS)
+_PROCEDURE_AND_LINK = (
+    select(db.Procedure.id, db.StationProcedure.station_id)
+    .select_from(db.Procedure)
+    .outerjoin(
+        db.StationProcedure,
+        and_(
+            db.StationProcedure.procedure_id == db.Procedure.id,
+            db.StationProcedure.station_id == bindparam("station_id"),
+        ),
+    )
+    .where(db.Procedure.id == bindparam("procedure_id"))
+)
+
 RUN_CREATE_BODY = {
     "required": True,
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RunCreate"}}},
@@ -120,45 +135,50 @@ async def create_run(request: Request) -> Response:
     key = header[7:].strip() if header[:7].lower() == "bearer " else None
     with state.sessions() as session:
         principal = state.authenticate(session, key)
-        body = _parse_run(raw)
-        procedure_id = _check_run(body)
-        if session.get(db.Procedure, procedure_id) is None:
+    body = _parse_run(raw)
+    procedure_id = _check_run(body)
+    run_id = new_id()
+    with state.engine.connect() as conn:
+        # Core statements built once: the compiled-statement cache does the rest.
+        found = conn.execute(_PROCEDURE_AND_LINK, {"procedure_id": procedure_id, "station_id": principal.station_id}).first()
+        if found is None:
             raise APIError(404, "not_found", f"No procedure with id {procedure_id!r}.")
-        if not principal.is_user and session.get(db.StationProcedure, (principal.station_id, procedure_id)) is None:
+        if not principal.is_user and found[1] is None:
             raise forbidden("This station is not linked to that procedure: link it on the dashboard first.")
-        run_id = new_id()
         try:
-            session.execute(
-                insert(db.Run).values(
-                    id=run_id,
-                    procedure_id=procedure_id,
-                    station_id=principal.station_id,
-                    created_by_key_id=principal.key_id,
-                    client_run_ref=body.client_run_ref,
-                    outcome=body.outcome,
-                    serial_number=body.serial_number.strip(),
-                    part_number=body.part_number,
-                    revision_number=body.revision_number,
-                    batch_number=body.batch_number,
-                    procedure_version=body.procedure_version,
-                    deployment_id=body.deployment_id,
-                    execution_id=body.execution_id,
-                    slot_key=body.slot_key,
-                    slot_name=body.slot_name,
-                    started_at=body.started_at,
-                    ended_at=body.ended_at,
-                    created_at=state.now(),
-                    document=raw.decode("utf-8"),
-                )
+            conn.execute(
+                _INSERT_RUN,
+                {
+                    "id": run_id,
+                    "procedure_id": procedure_id,
+                    "station_id": principal.station_id,
+                    "created_by_key_id": principal.key_id,
+                    "client_run_ref": body.client_run_ref,
+                    "outcome": body.outcome,
+                    "serial_number": body.serial_number.strip(),
+                    "part_number": body.part_number,
+                    "revision_number": body.revision_number,
+                    "batch_number": body.batch_number,
+                    "procedure_version": body.procedure_version,
+                    "deployment_id": body.deployment_id,
+                    "execution_id": body.execution_id,
+                    "slot_key": body.slot_key,
+                    "slot_name": body.slot_name,
+                    "started_at": body.started_at,
+                    "ended_at": body.ended_at,
+                    "created_at": state.now(),
+                    "document": raw.decode("utf-8"),
+                },
             )
-            session.commit()
+            conn.commit()
         except IntegrityError:
             # The reference was seen before (a retry, or a concurrent twin): its run.
-            session.rollback()
-            existing = _by_ref(session, body.client_run_ref or "")
-            if existing is None:
-                raise
-            run_id = _replay(existing, principal).id
+            conn.rollback()
+            with state.sessions() as session:
+                existing = _by_ref(session, body.client_run_ref or "")
+                if existing is None:
+                    raise
+                run_id = _replay(existing, principal).id
     return Response(content=b'{"id":"' + run_id.encode() + b'"}', media_type="application/json")
 
 
