@@ -85,6 +85,11 @@ def test_init_start_station_login_procedure_link_deploy(started: tuple[Path, str
     commands = bench.post("/api/cli/heartbeat", json={}).json()["commands"]
     assert commands[-1] == {"name": "Run", "id": sent["id"], "procedure_id": procedure["id"], "serial_number": "SN-1"}
 
+    back = ok(["server", "rollback", "FVT", str(deployed["id"]), *d])
+    assert back == {"id": deployed["id"], "sha": sha}
+    other_key = ok(["server", "key", "create", *d])["api_key"]
+    assert httpx.get(url + "/api/v2/stations", headers={"Authorization": f"Bearer {other_key}"}).status_code == 200
+
     again = ok(["server", "station", "token", "bench-1", *d])
     assert again["id"] == station["id"] and again["token"] != station["token"]
     ok(["server", "unlink", station["id"], procedure["id"], *d])

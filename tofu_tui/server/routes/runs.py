@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import ValidationError
-from sqlalchemy import Table, and_, asc, bindparam, delete, desc, insert, select
+from sqlalchemy import Table, and_, asc, bindparam, delete, desc, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
@@ -176,8 +176,8 @@ async def create_run(request: Request) -> Response:
             conn.rollback()
             with state.sessions() as session:
                 existing = _by_ref(session, body.client_run_ref or "")
-                if existing is None:
-                    raise
+                if existing is None:  # e.g. the procedure was deleted meanwhile
+                    raise APIError(409, "conflict", "The run could not be stored; retry it.") from None
                 run_id = _replay(existing, principal).id
     return Response(content=b'{"id":"' + run_id.encode() + b'"}', media_type="application/json")
 
@@ -462,7 +462,15 @@ def list_runs(
     if not principal.is_user:
         query = query.where(db.Run.station_id == principal.station_id)
     order = asc if sort_order == "asc" else desc
-    sort_column: Any = (db.Run.ended_at - db.Run.started_at) if sort_by == "duration" else getattr(db.Run, sort_by)
+    sort_column: Any = getattr(db.Run, sort_by, None)
+    if sort_by == "duration":
+        # SQLite keeps datetimes as text: subtract their Julian days instead.
+        sqlite = session.get_bind().dialect.name == "sqlite"
+        sort_column = (
+            func.julianday(db.Run.ended_at) - func.julianday(db.Run.started_at)
+            if sqlite
+            else db.Run.ended_at - db.Run.started_at
+        )
     query = query.order_by(order(sort_column), order(db.Run.seq))
     rows, meta = paginate(session, query, limit, cursor)
     procs, stations = _names(session, rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
@@ -176,6 +177,8 @@ def send_command(
             raise APIError(409, "not_linked", "That procedure is not linked to this station: link it first.")
     payload = command.model_dump(mode="json", exclude_none=True)
     payload.pop("id", None)
+    if len(json.dumps(payload)) > state.settings.max_stream_message_bytes - 200:
+        raise APIError(422, "command_too_large", "The command exceeds the stream's 60 kB message cap: send smaller ui_values.")
     command_id = state.queue_command(session, id, payload)
     session.commit()
     connected = state.hub.connected(id)
