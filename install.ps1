@@ -156,7 +156,7 @@ function Set-Junction([string]$Link, [string]$Target) {
     New-Item -ItemType Junction -Path $Link -Target $Target | Out-Null
 }
 
-$lock = $null; $new = $null; $old = $null; $switched = $false; $prefixExisted = $false
+$lock = $null; $new = $null; $old = $null; $switched = $false; $prefixExisted = $false; $enrolled = $false
 $log = Join-Path ([IO.Path]::GetTempPath()) ("tofu-tui-install-{0}.log" -f [guid]::NewGuid().ToString('N'))
 try {
     # --- checks that change nothing ---------------------------------------------------
@@ -164,6 +164,7 @@ try {
     if ((Invoke-Native $py @('-c', 'import venv, ensurepip') -Quiet) -ne 0) { Fail "$py cannot make virtual environments (venv/ensurepip missing): reinstall Python from python.org." }
 
     $spec = 'tofu-tui'
+    if ($From -match '^https?://') { $spec = $From; $From = '' }
     if ($From) {
         if (-not (Test-Path -LiteralPath $From)) { Fail "--from ${From}: no such file or folder." }
         $From = (Resolve-Path -LiteralPath $From).Path
@@ -204,22 +205,45 @@ try {
     $new = Join-Path $Prefix "venvs\$stamp"
 
     Write-Host "Installing tofu-tui with $(Get-NativeOutput $py @('--version')) into $Prefix"
-    if ((Invoke-Logged $py @('-m', 'venv', $new) $log) -ne 0) { Fail "could not create a virtual environment in $new. Log: $log" }
+    # uv, when present, installs the same packages several times faster than pip.
+    $uv = $null
+    if ($env:TOFU_TUI_INSTALLER -ne 'pip') {
+        $uv = Get-Command uv.exe -ErrorAction SilentlyContinue | Select-Object -First 1
+        $installedUv = Join-Path $Prefix 'current\Scripts\uv.exe'
+        # An upgrade: the installed tofu-tui ships uv (it builds procedure environments).
+        if (-not $uv -and (Test-Path -LiteralPath $installedUv)) { $uv = Get-Command $installedUv }
+    }
+    $venvArgs = @('-m', 'venv', $new)
+    if ($uv) {
+        $venvArgs = @('-m', 'venv', '--without-pip', $new)
+        Write-Host "Using uv ($($uv.Source)) to install packages (TOFU_TUI_INSTALLER=pip to use pip and its config)"
+        # uv does not read pip's settings: carry over the index a bench was pointed at.
+        if ($env:PIP_INDEX_URL -and -not $env:UV_INDEX_URL) { $env:UV_INDEX_URL = $env:PIP_INDEX_URL }
+        if ($env:PIP_EXTRA_INDEX_URL -and -not $env:UV_EXTRA_INDEX_URL) { $env:UV_EXTRA_INDEX_URL = $env:PIP_EXTRA_INDEX_URL }
+        if ($env:PIP_FIND_LINKS -and -not $env:UV_FIND_LINKS) { $env:UV_FIND_LINKS = $env:PIP_FIND_LINKS }
+    }
+    if ((Invoke-Logged $py $venvArgs $log) -ne 0) { Fail "could not create a virtual environment in $new. Log: $log" }
     $newPy = Join-Path $new 'Scripts\python.exe'
     $newExe = Join-Path $new 'Scripts\tofu-tui.exe'
     Write-Host "Downloading and installing tofu-tui and its dependencies (log: $log)"
-    $pipArgs = @('-m', 'pip', 'install', '--disable-pip-version-check', '--no-input', $spec)
-    if ((Invoke-Logged $newPy $pipArgs $log) -ne 0) {
+    if ($uv) {
+        $installer = $uv.Source
+        $pipArgs = @('pip', 'install', '--python', $newPy, $spec)
+    } else {
+        $installer = $newPy
+        $pipArgs = @('-m', 'pip', 'install', '--disable-pip-version-check', '--no-input', $spec)
+    }
+    if ((Invoke-Logged $installer $pipArgs $log) -ne 0) {
         $text = Get-Content -LiteralPath $log -Raw
-        if ($text -match 'NewConnectionError|Failed to establish a new connection|getaddrinfo failed|ConnectTimeout|Read timed out|ProxyError|SSLError|Could not fetch URL') {
+        if ($text -match 'NewConnectionError|Failed to establish a new connection|getaddrinfo failed|ConnectTimeout|Read timed out|ProxyError|SSLError|Could not fetch URL|error sending request|dns error|tcp connect error|Failed to fetch') {
             $index = if ($env:PIP_INDEX_URL) { $env:PIP_INDEX_URL } else { 'https://pypi.org/simple' }
             Fail "cannot reach the package index ($index) to download tofu-tui and its dependencies. Check the network or proxy (HTTPS_PROXY), or install --from a wheel. Log: $log"
         }
-        if ($text -match 'No matching distribution found|Could not find a version') {
+        if ($text -match 'No matching distribution found|Could not find a version|No solution found') {
             Fail "the package index has no matching tofu-tui (or dependency) for this Python, or cannot be reached. Log: $log"
         }
         Get-Content -LiteralPath $log -Tail 8 | Write-Host
-        Fail "pip could not install tofu-tui (last lines above). Log: $log"
+        Fail "could not install tofu-tui (last lines above). Log: $log"
     }
     $version = Get-NativeOutput $newExe @('--version')
     if (-not $version) { Fail "the new tofu-tui does not start. Log: $log" }
@@ -235,6 +259,7 @@ try {
             Remove-Item Env:TOFU_TUI_TOKEN -ErrorAction SilentlyContinue
         }
         if ($code -ne 0) { Fail 'enrollment failed (the reason is above). Get a fresh setup token from the dashboard and re-run.' }
+        $enrolled = $true
     }
 
     # --- switch to it -----------------------------------------------------------------
@@ -293,6 +318,9 @@ try {
     else { $message = "unexpected error: $message" }
     [Console]::Error.WriteLine("install.ps1: $message")
     [Console]::Error.WriteLine('install.ps1: Nothing was changed: the previous installation (if any) is as it was.')
+    if ($enrolled) {
+        [Console]::Error.WriteLine('install.ps1: The station did enroll with the new token (its new key is saved); re-run without --token once the cause is fixed.')
+    }
 } finally {
     if ($lock) { $lock.Close(); Remove-Item -LiteralPath (Join-Path $Prefix '.install.lock') -ErrorAction SilentlyContinue }
 }

@@ -38,14 +38,22 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _install(tmp_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def _install(tmp_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60,
+             piped: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run install.sh; PIPED runs it the `curl URL/install.sh | sh -s -- ARGS` way, the
+    script on standard input (a child that read stdin would swallow the script)."""
+    # bash reads a piped script line by line (dash buffers it), so a child reading
+    # stdin would visibly eat the rest of the script; it is /bin/sh on many systems.
+    sh = (shutil.which("bash") if piped else None) or shutil.which("sh") or "/bin/sh"
+    options = ["--prefix", str(tmp_path / "prefix"), "--bin-dir", str(tmp_path / "bin"), *args]
     return subprocess.run(
-        [shutil.which("sh") or "/bin/sh", str(INSTALL_SH), "--prefix", str(tmp_path / "prefix"), "--bin-dir", str(tmp_path / "bin"), *args],
+        [sh, "-s", "--", *options] if piped else [sh, str(INSTALL_SH), *options],
+        input=INSTALL_SH.read_text() if piped else None,
         capture_output=True,
         text=True,
         env=env or _env(tmp_path),
         timeout=timeout,
-        stdin=subprocess.DEVNULL,
+        stdin=None if piped else subprocess.DEVNULL,
     )
 
 
@@ -141,6 +149,7 @@ def test_unreachable_package_index_is_named_and_rolled_back(tmp_path: Path, inst
         TOFU_TUI_INSTALLER=installer,
         UV_INDEX_URL=index,
         UV_NO_CACHE="1",
+        UV_HTTP_RETRIES="0",
         PIP_INDEX_URL=index,
         PIP_CONFIG_FILE=os.devnull,  # no extra indexes from the machine's pip config
         PIP_FIND_LINKS="",
@@ -217,15 +226,22 @@ def test_install_enroll_upgrade_and_refused_tokens(tmp_path: Path) -> None:
         current = (tmp_path / "prefix" / "current").resolve()
         assert (current / "bin" / "python").exists()
         assert ("Using uv" in result.stdout) == UV.exists()
+        # The station builds procedure environments with the uv it ships.
+        assert (current / "bin" / "uv").exists()
+        # The wheel carries the installers, for an installed server to hand out.
+        shipped = list(current.glob("lib/python3*/site-packages/tofu_tui/install/install.sh"))
+        assert [p.read_bytes() for p in shipped] == [INSTALL_SH.read_bytes()]
         assert str(current) not in sys.prefix
 
-        # Upgrade: a new environment replaces the old one; the station's data is untouched.
+        # Upgrade, piped as `curl | sh`: a new environment replaces the old one; the
+        # station's data is untouched.
         marker = tmp_path / "station" / "data" / "marker"
         marker.write_text("keep me")
         credentials = (tmp_path / "station" / "config" / "credentials.toml").read_bytes()
         result = _install(tmp_path, "--no-service", "--python", sys.executable, "--from", str(REPO_ROOT),
-                          env=env, timeout=600)
+                          env=env, timeout=600, piped=True)
         assert result.returncode == 0, result.stdout + result.stderr
+        assert "Installed tofu-tui" in result.stdout  # the script ran to its end
         upgraded = (tmp_path / "prefix" / "current").resolve()
         assert upgraded != current
         assert not current.exists()
@@ -249,3 +265,63 @@ def test_install_enroll_upgrade_and_refused_tokens(tmp_path: Path) -> None:
         whoami = _run(link, "whoami", env=env)
         assert whoami.returncode == 0, whoami.stderr
         assert "bench-1" in whoami.stdout
+
+        # Uninstall from the installed program: config, data, the program and its link go.
+        gone = _run(link, "uninstall", "--yes", env=env)
+        assert gone.returncode == 0, gone.stdout + gone.stderr
+        assert not (tmp_path / "prefix").exists()
+        assert not link.is_symlink()
+        assert not (tmp_path / "station" / "config" / "credentials.toml").exists()
+        assert not marker.exists()
+
+
+def _python_without_venv(tmp_path: Path) -> Path:
+    """A 'Python' that passes the version checks but cannot make a virtual environment."""
+    fake = tmp_path / "fakepy" / "python3"
+    fake.parent.mkdir()
+    fake.write_text(
+        "#!/bin/sh\n"
+        "case \"$1\" in\n"
+        "  --version) echo 'Python 3.12.0' ;;\n"
+        "  -c) exit 0 ;;\n"
+        "  -m) echo 'venv: cannot create' >&2; exit 1 ;;\n"
+        "esac\n"
+    )
+    fake.chmod(0o755)
+    return fake
+
+
+def test_a_live_install_lock_is_respected_and_a_stale_one_taken_over(tmp_path: Path) -> None:
+    fake = _python_without_venv(tmp_path)
+    lock = tmp_path / "prefix" / ".install.lock"
+    lock.mkdir(parents=True)
+    (lock / "pid").write_text(str(os.getpid()))
+    result = _install(tmp_path, "--no-service", "--python", str(fake))
+    assert result.returncode == 1
+    assert f"another install (process {os.getpid()}) is running" in result.stderr
+    assert (lock / "pid").read_text() == str(os.getpid())
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (lock / "pid").write_text(str(dead.pid))
+    result = _install(tmp_path, "--no-service", "--python", str(fake))
+    assert result.returncode == 1
+    assert "could not create a virtual environment" in result.stderr
+    # The stale lock was taken over, then released; nothing else is left in the prefix.
+    assert sorted(p.name for p in (tmp_path / "prefix").iterdir()) == []
+
+
+def test_the_local_server_hands_out_the_installers(tmp_path: Path) -> None:
+    """The install command a station token comes with (`curl URL/install.sh | sh`)."""
+    with start_server(tmp_path / "server") as (url, key, _data, _handle):
+        script = httpx.get(f"{url}/install.sh", timeout=30)
+        assert script.status_code == 200
+        assert script.text == INSTALL_SH.read_text()
+        ps1 = httpx.get(f"{url}/install.ps1", timeout=30)
+        assert ps1.status_code == 200
+        assert ps1.text == (REPO_ROOT / "install.ps1").read_text()
+        station_id = httpx.post(f"{url}/api/v2/stations", json={"name": "b"},
+                                headers={"Authorization": f"Bearer {key}"}, timeout=30).json()["id"]
+        command = httpx.post(f"{url}/api/v2/stations/{station_id}/setup-token", headers={"Authorization": f"Bearer {key}"},
+                             timeout=30).json()["install_command"]
+        assert f"{url}/install.sh" in command and "--token" in command

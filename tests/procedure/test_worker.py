@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -370,7 +371,7 @@ def test_parameters_from_results_defaults_and_errors(make_procedure) -> None:
         },
     )
     view = PhaseResultView(
-        outcome="fail",
+        outcome="FAIL",  # shown lowercase to the phase
         duration_ms=12.5,
         measurements={
             "v": MeasurementRecord(key="v", value=2.0, aggregations={"mean": 1.5}),
@@ -498,14 +499,17 @@ def test_plugs_by_key_ignoring_case(make_procedure, tmp_path: Path) -> None:
         assert hello["ok"], hello
 
         async def body(s: Session):
-            return await s.run("uses_plug", plugs={"DMM": {"key": "DMM", "address": hello["address"]}})
+            plugs = {"DMM": {"key": "DMM", "address": hello["address"]}}
+            # twice on one worker: the first phase's proxy must not keep the plug busy
+            return [await asyncio.wait_for(s.run("uses_plug", plugs=plugs), 20) for _ in range(2)]
 
-        result = with_pool(folder, body)
+        results = with_pool(folder, body)
     finally:
         host.kill()
         host.wait()
-    assert result.error is None, result.error
-    assert result.measurements["volts"].value == 3.0
+    for result in results:
+        assert result.error is None, result.error
+        assert result.measurements["volts"].value == 3.0
 
 
 def test_a_phase_cannot_break_the_next_ones_capture(make_procedure) -> None:
@@ -571,3 +575,29 @@ def test_progress_bars_and_stream_api(make_procedure) -> None:
         ("INFO", "windows line"),
         ("INFO", "after close"),
     ]
+
+
+def test_tight_loops_of_updates_are_coalesced(make_procedure) -> None:
+    folder = make_procedure(
+        yaml_for("loop"),
+        {
+            "phases/loop.py": """
+            def loop(measurements, ui, log):
+                for i in range(100_000):
+                    measurements.count = i
+                    ui.progress = i
+                log.info("done")
+            """
+        },
+    )
+
+    async def body(s: Session):
+        return await s.run("loop"), s.events
+
+    result, events = with_pool(folder, body)
+    assert result.error is None
+    assert result.measurements["count"].value == 99_999.0
+    ui = [e for e in events if isinstance(e, LiveUiUpdate)]
+    live = [e for e in events if isinstance(e, LiveMeasurement)]
+    assert ui[-1].value == 99_999 and live[-1].record.value == 99_999.0
+    assert len(ui) < 10_000 and len(live) < 10_000

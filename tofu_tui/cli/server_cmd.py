@@ -97,7 +97,7 @@ def admin_options(func: Any) -> Any:
 
 def connect(data_dir: Path | None, url: str | None, key: str | None) -> AdminClient:
     if data_dir is not None:
-        from tofu_tui.server.admin import load_defaults
+        from tofu_tui.server.defaults import load_defaults
 
         defaults = load_defaults(data_dir)
         url = url or defaults.url
@@ -153,7 +153,8 @@ def init_cmd(data_dir: Path, db_url: str | None, host: str, port: int, as_json: 
 @click.option("--log-level", default="warning", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
 def start_cmd(data_dir: Path, host: str, port: int, db_url: str | None, public_url: str | None, log_level: str) -> None:
     """Serve the dashboard API until SIGINT or SIGTERM."""
-    from tofu_tui.server.admin import AdminDefaults, create_user_key, load_defaults, save_defaults
+    from tofu_tui.server.admin import create_user_key
+    from tofu_tui.server.defaults import AdminDefaults, load_defaults, save_defaults
     from tofu_tui.server.runner import bind, serve, url_of
     from tofu_tui.server.settings import Settings
 
@@ -316,7 +317,7 @@ COMMAND_NAMES = ["Run", "Stop", "Kill", "Pull", "UiResponse", "QueueRetry", "Que
 
 @server_group.command("command")
 @click.argument("station")
-@click.argument("name", type=click.Choice(COMMAND_NAMES, case_sensitive=False))
+@click.argument("name", metavar="NAME", type=click.Choice(COMMAND_NAMES, case_sensitive=False))
 @click.option("--procedure", help="Run: the procedure (id or name).")
 @click.option("--serial", help="Run: the unit's serial number.")
 @click.option("--part", help="Run: the unit's part number.")
@@ -340,7 +341,10 @@ def command_cmd(
     key: str | None,
     as_json: bool,
 ) -> None:
-    """Send a command (Run, Stop, Pull, …) to STATION: over its stream now, or with its next heartbeat."""
+    """Send command NAME to STATION: over its stream now, or with its next heartbeat.
+
+    NAME is one of Run, Stop, Kill, Pull, UiResponse, QueueRetry, QueueDrop, Exit.
+    """
     name = next(n for n in COMMAND_NAMES if n.lower() == name.lower())
     if name == "Run" and not procedure:
         raise click.UsageError("Run needs --procedure.")

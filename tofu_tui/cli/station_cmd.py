@@ -256,15 +256,28 @@ def status(as_json: bool) -> None:
 def pull() -> None:
     """Sync deployments now (through the daemon when it runs)."""
     from tofu_tui.models.commands import PullCommand
-    from tofu_tui.station.control import ControlError, send_command
+    from tofu_tui.station.control import ControlError, NoDaemon, send_command
 
     paths = _paths()
     try:
-        send_command(paths, PullCommand(), timeout=120.0)
-        click.echo("The station daemon is pulling its deployments now.")
+        result = send_command(paths, PullCommand(), timeout=600.0)
+    except NoDaemon:
+        result = None  # sync in this process instead
+    except ControlError as exc:
+        _fail(f"{exc} Check `tofu-tui status`.")
+    if result is not None:
+        from tofu_tui.models.status import LinkedProcedure
+
+        procedures = [LinkedProcedure.model_validate(p) for p in result.get("procedures", [])]
+        for procedure in procedures:
+            active = f"{procedure.active.sha[:12]} active" if procedure.active else "no version ready"
+            click.echo(f"{procedure.name}: {active}")
+            if procedure.staged is not None:
+                staged = procedure.staged
+                click.echo(f"  {staged.sha[:12]} {staged.status}" + (f": {staged.error}" if staged.error else ""))
+        if not procedures:
+            click.echo("No procedure is linked to this station.")
         return
-    except ControlError:
-        pass
     from tofu_tui.station.snapshot import pull_once
 
     try:
@@ -286,6 +299,38 @@ def doctor() -> None:
         click.echo(f"[{mark}] {check.name}: {check.detail}")
         ok = ok and check.ok
     sys.exit(0 if ok else 1)
+
+
+def run_linked_procedure(procedure: str, *, unit: dict[str, str | None],
+                         ui_values: dict[str, dict[str, Any]] | None, as_json: bool) -> int:
+    """`tofu-tui run --procedure ID_OR_NAME`: the active deployment of a linked procedure,
+    through the daemon when one runs, else with the station engine in this process.
+    Returns the exit status of run-protocol.md."""
+    import asyncio
+
+    from tofu_tui.models.commands import RunCommand
+    from tofu_tui.procedure.outcomes import EXIT_CODES
+    from tofu_tui.procedure.render import HumanView, JsonView
+    from tofu_tui.station.control import CommandRefused, ControlError, NoDaemon
+    from tofu_tui.station.remote_run import run_in_process, run_via_daemon
+
+    command = RunCommand(procedure_id=procedure, serial_number=unit.get("serial_number"),
+                         part_number=unit.get("part_number"), revision_number=unit.get("revision_number"),
+                         batch_number=unit.get("batch_number"), ui_values=ui_values)
+    view: Any = JsonView(sys.stdout) if as_json else HumanView(sys.stdout, color=sys.stdout.isatty())
+    paths = _paths()
+    try:
+        try:
+            finished = asyncio.run(run_via_daemon(paths, command, view.on_event))
+        except NoDaemon:
+            finished = asyncio.run(run_in_process(paths, command, view.on_event))
+    except CommandRefused as exc:
+        click.echo(str(exc), err=True)
+        return 2
+    except ControlError as exc:
+        click.echo(str(exc), err=True)
+        return 1
+    return EXIT_CODES[finished.outcome]
 
 
 def register(group: click.Group) -> None:

@@ -14,7 +14,7 @@ import dataclasses
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,8 @@ from tofu_tui.models.commands import (
 )
 from tofu_tui.models.events import ConnectivityChanged, ErrorEvent, Event
 from tofu_tui.models.status import StationStatus
+from tofu_tui.procedure.execute import RunOptions, start_run
+from tofu_tui.procedure.load import ProcedureLoadError, load_procedure
 from tofu_tui.station import state_db
 from tofu_tui.station.api_client import ApiClient, ApiError, Unauthorized
 from tofu_tui.station.bus import EventBus
@@ -85,8 +87,13 @@ async def wait_event(event: asyncio.Event, timeout: float) -> None:
 
 class StationDaemon:
     def __init__(self, paths: StationPaths, *, say: Say | None = None,
-                 event_sinks: list[Callable[[Event], None]] | None = None) -> None:
+                 event_sinks: list[Callable[[Event], None]] | None = None, handle_signals: bool = True) -> None:
+        """`handle_signals=False` when embedded (the console running the engine in its
+        own process): the host calls `request_stop()` itself. `started` is set once the
+        control socket listens and `status()`, `subscribe()`, `handle_command()` work."""
         self.paths = paths
+        self.handle_signals = handle_signals
+        self.started = asyncio.Event()
         self.say: Say = say or (lambda level, event, fields: None)
         self.extra_sinks = event_sinks or []
         self.exit_code = EXIT_OK
@@ -100,6 +107,8 @@ class StationDaemon:
         self._drain_now = asyncio.Event()
         self._pull_now = asyncio.Event()
         self._sync_lock = asyncio.Lock()
+        self._run_logs: dict[str, Any] = {}
+        self._starting = False
 
     # --- lifecycle --------------------------------------------------------------------
     async def run(self) -> int:
@@ -151,16 +160,19 @@ class StationDaemon:
         self.bus.add_sink(self._run_log)
         self.control = ControlServer(self.paths, self)
         await self.control.start()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, self._on_signal)
+        if self.handle_signals:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(signum, self._on_signal)
         self.ledger.mark(RUNNING)
         self.say("info", "daemon_started", {"station_id": self.config.station_id,
                                             "station_name": self.config.station_name,
                                             "server_url": self.config.server_url, "pid": os.getpid(),
                                             "queue": self.queue.counts().model_dump()})
-        self._tasks = [asyncio.create_task(coro) for coro in (
-            self._poll_loop(), self._drain_loop(), self.presence.run(), self._ledger_loop())]
+        self._tasks = [asyncio.create_task(self._supervised(name, loop_fn)) for name, loop_fn in (
+            ("deployments", self._poll_loop), ("drain", self._drain_loop), ("presence", self.presence.run),
+            ("ledger", self._ledger_loop))]
+        self.started.set()
         try:
             await self._stop.wait()
         finally:
@@ -219,12 +231,23 @@ class StationDaemon:
         self.bus.publish(event)
 
     def _run_log(self, event: Event) -> None:
-        """One JSONL file per run under logs/."""
+        """One JSONL file per run under logs/, kept open while its run is in flight."""
         if not event.execution_id or event.type.startswith(("upload_", "deployment_", "connectivity")):
             return
-        self.paths.logs.mkdir(parents=True, exist_ok=True)
-        with (self.paths.logs / f"{event.execution_id}.jsonl").open("a", encoding="utf-8") as handle:
-            handle.write(event.model_dump_json() + "\n")
+        line = event.model_dump_json() + "\n"
+        handle = self._run_logs.get(event.execution_id)
+        if handle is None:
+            self.paths.logs.mkdir(parents=True, exist_ok=True)
+            path = self.paths.logs / f"{event.execution_id}.jsonl"
+            if self.in_flight is None or self.in_flight.execution_id != event.execution_id:
+                with path.open("a", encoding="utf-8") as late:  # after its run ended
+                    late.write(line)
+                return
+            handle = path.open("a", encoding="utf-8")
+            self._run_logs[event.execution_id] = handle
+        handle.write(line)
+        if event.type in ("phase_finished", "run_finished"):
+            handle.flush()
 
     def _connectivity(self, connected: bool, detail: str | None) -> None:
         now = time.time()
@@ -245,6 +268,19 @@ class StationDaemon:
                                                         "parked": counts.parked}}
 
     # --- loops ------------------------------------------------------------------------
+    async def _supervised(self, name: str, loop_fn: Callable[[], Awaitable[None]]) -> None:
+        """Keep a loop alive: a bug in one part must not silently stop uploads or presence."""
+        while True:
+            try:
+                await loop_fn()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.say("error", "loop_crashed", {"loop": name, "message": f"{type(exc).__name__}: {exc}",
+                                                   "restart_in_s": 5})
+                await asyncio.sleep(5)
+
     async def _ledger_loop(self) -> None:
         while True:
             self.ledger.mark(RUNNING)
@@ -338,17 +374,22 @@ class StationDaemon:
         raise CommandRefused(f"Unknown command {command.name}.")
 
     async def start_run(self, command: RunCommand) -> dict[str, Any]:
-        from tofu_tui.procedure.execute import RunOptions, start_run
-        from tofu_tui.procedure.load import ProcedureLoadError, load_procedure
-
         if self.stopping:
             raise CommandRefused("The station is stopping; it takes no new runs.")
-        if self.in_flight is not None:
-            raise CommandRefused(f"A run is already in progress ({self.in_flight.execution_id}).")
+        if self.in_flight is not None or self._starting:
+            running = self.in_flight.execution_id if self.in_flight else "starting"
+            raise CommandRefused(f"A run is already in progress ({running}).")
         try:
             version = self.deployments.active(command.procedure_id)
         except ProcedureUnavailable as exc:
             raise CommandRefused(str(exc)) from None
+        self._starting = True  # a second Run arriving while this one loads is refused
+        try:
+            return await self._start(command, version)
+        finally:
+            self._starting = False
+
+    async def _start(self, command: RunCommand, version: ActiveVersion) -> dict[str, Any]:
         self.deployments.run_started(version)  # held from now: never switched or collected under the run
         try:
             loaded = await asyncio.to_thread(load_procedure, version.directory)
@@ -383,6 +424,9 @@ class StationDaemon:
             self.say("error", "run_failed", {"execution_id": flight.execution_id,
                                              "message": f"{type(exc).__name__}: {exc}"})
         finally:
+            log = self._run_logs.pop(flight.execution_id, None)
+            if log is not None:
+                log.close()
             self.in_flight = None
             self.deployments.run_ended(flight.version)
             self._drain_now.set()

@@ -13,6 +13,7 @@ import re
 import shutil
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -98,21 +99,21 @@ class UploadQueue:
         self.conn.execute("COMMIT")
 
     # --- writing ------------------------------------------------------------------------
-    def mint_ref(self) -> str:
-        """`<installation id>_<counter>`: the counter is committed before it is used."""
-        with self._txn() as conn:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'run_counter'").fetchone()
-            counter = int(row["value"]) + 1 if row else 1
-            conn.execute("INSERT INTO meta(key, value) VALUES ('run_counter', ?) "
-                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(counter),))
+    def _mint(self, conn: sqlite3.Connection) -> str:
+        """`<installation id>_<counter>`, inside the caller's transaction: the counter
+        and the run that uses it are committed together, never one without the other."""
+        row = conn.execute("SELECT value FROM meta WHERE key = 'run_counter'").fetchone()
+        counter = int(row["value"]) + 1 if row else 1
+        conn.execute("INSERT INTO meta(key, value) VALUES ('run_counter', ?) "
+                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(counter),))
         return f"{self.installation_id}_{counter}"
 
     def enqueue(self, payload: dict[str, Any], attachments: Iterable[AttachmentFile] = (),
                 *, execution_id: str = "") -> UploadQueued:
         """Commit a finished run (and copies of its files); returns the event to publish."""
-        ref = payload.get("client_run_ref") or self.mint_ref()
-        payload = {**payload, "client_run_ref": ref}
-        folder = self.paths.attachments / ref
+        # Files first, into a folder of their own: a crash before the commit leaves only
+        # an orphan folder, never a queue entry pointing at missing files.
+        folder = self.paths.attachments / uuid.uuid4().hex
         copies: list[tuple[str, str]] = []
         for index, attachment in enumerate(attachments):
             folder.mkdir(parents=True, exist_ok=True)
@@ -121,6 +122,8 @@ class UploadQueue:
             copies.append((attachment.name, str(target)))
         now = self.clock()
         with self._txn() as conn:
+            ref = payload.get("client_run_ref") or self._mint(conn)
+            payload = {**payload, "client_run_ref": ref}
             cursor = conn.execute(
                 "INSERT INTO queue(client_run_ref, payload, procedure_id, serial_number, outcome, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -135,6 +138,20 @@ class UploadQueue:
                 (execution_id or payload.get("execution_id") or "", ref, payload.get("procedure_id"),
                  payload.get("deployment_id"), payload.get("outcome"), now))
         return UploadQueued(queue_id=queue_id, client_run_ref=ref)
+
+    def delete(self, queue_ids: list[int]) -> int:
+        """Drop entries and their attachment copies."""
+        if not queue_ids:
+            return 0
+        marks = ",".join("?" * len(queue_ids))
+        with self._txn() as conn:
+            folders = {Path(row["path"]).parent for row in conn.execute(
+                f"SELECT path FROM queue_attachments WHERE queue_id IN ({marks})", queue_ids)}
+            count = conn.execute(f"DELETE FROM queue WHERE id IN ({marks})", queue_ids).rowcount
+        for folder in folders:
+            if folder.parent == self.paths.attachments:
+                shutil.rmtree(folder, ignore_errors=True)
+        return count
 
     def retry(self, queue_id: int | None = None) -> int:
         """Make parked or backing-off entries due now; returns how many."""
@@ -154,17 +171,10 @@ class UploadQueue:
 
     def remove(self, queue_id: int | None = None) -> int:
         """Drop one entry (or all with None): its run will never be uploaded."""
-        with self._txn() as conn:
-            if queue_id is not None:
-                self._require(queue_id)
-                rows = conn.execute("SELECT client_run_ref FROM queue WHERE id = ?", (queue_id,)).fetchall()
-                conn.execute("DELETE FROM queue WHERE id = ?", (queue_id,))
-            else:
-                rows = conn.execute("SELECT client_run_ref FROM queue").fetchall()
-                conn.execute("DELETE FROM queue")
-        for row in rows:
-            shutil.rmtree(self.paths.attachments / row["client_run_ref"], ignore_errors=True)
-        return len(rows)
+        if queue_id is not None:
+            self._require(queue_id)
+            return self.delete([queue_id])
+        return self.delete([int(row["id"]) for row in self.conn.execute("SELECT id FROM queue")])
 
     # --- reading ------------------------------------------------------------------------
     def _require(self, queue_id: int) -> sqlite3.Row:
@@ -228,6 +238,11 @@ class Drainer:
         self.client = client
         self.emit = emit
         self.clock = clock or queue.clock
+        # What the drainer writes (progress, deletions) may be lost to a power cut without
+        # harm: a re-sent run or file is recognised by its client_run_ref / recorded step.
+        # So its connection skips the per-commit fsync; give it its own UploadQueue, as
+        # enqueueing (which must survive a power cut) keeps synchronous=FULL.
+        queue.conn.execute("PRAGMA synchronous = NORMAL")
         # Not thread-local: the daemon drains from whichever worker thread is free.
         self._lock = FileLock(str(queue.paths.drain_lock), timeout=0, thread_local=False)
 
@@ -261,18 +276,15 @@ class Drainer:
         queue_id, ref = int(row["id"]), str(row["client_run_ref"])
         conn = self.queue.conn
         try:
+            attachments = conn.execute("SELECT * FROM queue_attachments WHERE queue_id = ? AND done = 0 "
+                                       "ORDER BY id", (queue_id,)).fetchall()
             run_id = row["run_id"]
             if not run_id:
                 run_id = self.client.create_run(json.loads(row["payload"]))
-                conn.execute("UPDATE queue SET run_id = ?, state = 'uploading' WHERE id = ?", (run_id, queue_id))
-            for attachment in conn.execute("SELECT * FROM queue_attachments WHERE queue_id = ? AND done = 0 "
-                                           "ORDER BY id", (queue_id,)).fetchall():
-                path = Path(attachment["path"])
-                if not path.exists():
-                    raise Rejected(f"attachment {attachment['name']!r}: its queued copy {path} is missing")
-                server_id = self.client.upload_attachment(run_id, attachment["name"], path)
-                conn.execute("UPDATE queue_attachments SET done = 1, server_id = ? WHERE id = ?",
-                             (server_id, attachment["id"]))
+                if attachments:  # without files the entry is deleted next: one write fewer
+                    conn.execute("UPDATE queue SET run_id = ?, state = 'uploading' WHERE id = ?", (run_id, queue_id))
+            for attachment in attachments:
+                self._upload_attachment(run_id, attachment)
         except Unauthorized:
             raise
         except (Retryable, Unreachable) as exc:
@@ -288,7 +300,31 @@ class Drainer:
                          (exc.message, queue_id))
             self.emit(UploadParked(queue_id=queue_id, client_run_ref=ref, error=exc.message))
             return True
-        conn.execute("DELETE FROM queue WHERE id = ?", (queue_id,))
-        shutil.rmtree(self.queue.paths.attachments / ref, ignore_errors=True)
+        self.queue.delete([queue_id])
         self.emit(UploadSucceeded(queue_id=queue_id, client_run_ref=ref, run_id=str(run_id)))
         return True
+
+    def _upload_attachment(self, run_id: str, row: sqlite3.Row) -> None:
+        """Create, PUT, finalize; each step recorded, so a retry resumes where it stopped
+        instead of attaching the file twice."""
+        conn = self.queue.conn
+        name, path = str(row["name"]), Path(row["path"])
+        if not path.exists():
+            raise Rejected(f"attachment {name!r}: its queued copy {path} is missing")
+        server_id, url, step = row["server_id"], row["upload_url"], row["step"]
+        if step == "new" or not server_id:
+            ticket = self.client.create_attachment(run_id, name)
+            server_id, url, step = ticket.id, ticket.upload_url, "created"
+            conn.execute("UPDATE queue_attachments SET server_id = ?, upload_url = ?, step = ? WHERE id = ?",
+                         (server_id, url, step, row["id"]))
+        if step == "created":
+            try:
+                self.client.put_attachment(url, name, path)
+            except Rejected as exc:
+                if exc.status != 409:  # 409: finalized by an earlier try whose answer was lost
+                    # The URL may have expired: start this file over on the next try.
+                    conn.execute("UPDATE queue_attachments SET step = 'new' WHERE id = ?", (row["id"],))
+                    raise
+            conn.execute("UPDATE queue_attachments SET step = 'uploaded' WHERE id = ?", (row["id"],))
+        self.client.finalize_attachment(server_id, name)
+        conn.execute("UPDATE queue_attachments SET done = 1, step = 'done' WHERE id = ?", (row["id"],))
