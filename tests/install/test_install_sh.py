@@ -324,4 +324,4 @@ def test_the_local_server_hands_out_the_installers(tmp_path: Path) -> None:
                                 headers={"Authorization": f"Bearer {key}"}, timeout=30).json()["id"]
         command = httpx.post(f"{url}/api/v2/stations/{station_id}/setup-token", headers={"Authorization": f"Bearer {key}"},
                              timeout=30).json()["install_command"]
-        assert f"{url}/install.sh" in command and "--token" in command
+        assert f"{url}/install.sh" in command and "TOFU_TUI_TOKEN=" in command

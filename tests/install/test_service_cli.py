@@ -108,9 +108,8 @@ def test_uninstall_removes_the_platform_folders_whole(tmp_path: Path) -> None:
     data.mkdir(parents=True)
     (data / "state.db").write_text("q")
     (data / "anything-else").write_text("x")
-    (tmp_path / "xdg-runtime").mkdir(mode=0o700)
-    runtime = tmp_path / "xdg-runtime" / "tofu-tui"
-    runtime.mkdir()
+    runtime = data / "run"  # the control socket's folder
+    runtime.mkdir(mode=0o700)
     env = {
         "HOME": str(tmp_path),
         "XDG_CONFIG_HOME": str(tmp_path / "xdg-config"),

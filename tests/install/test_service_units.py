@@ -9,6 +9,7 @@ import plistlib
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -36,14 +37,16 @@ def _verify(unit_text: str, tmp_path: Path, *, user: bool) -> subprocess.Complet
     unit.write_text(unit_text)
     env = dict(os.environ)
     args = [analyze]
-    if user:
-        runtime = tmp_path / "runtime"
-        runtime.mkdir(mode=0o700, exist_ok=True)
-        env["XDG_RUNTIME_DIR"] = str(runtime)
-        args.append("--user")
-    return subprocess.run(
-        [*args, "verify", str(unit)], capture_output=True, text=True, env=env, timeout=60
-    )
+    if not user:
+        return subprocess.run([*args, "verify", str(unit)], capture_output=True, text=True, env=env, timeout=60)
+    # A short runtime folder: systemd also parses the machine's own user units, whose
+    # socket paths under it must fit a Unix socket name (deep pytest folders do not).
+    with tempfile.TemporaryDirectory(prefix="rt", dir="/tmp") as runtime:
+        os.chmod(runtime, 0o700)
+        env["XDG_RUNTIME_DIR"] = runtime
+        return subprocess.run(
+            [*args, "--user", "verify", str(unit)], capture_output=True, text=True, env=env, timeout=60
+        )
 
 
 def _unit_lines(text: str) -> list[str]:

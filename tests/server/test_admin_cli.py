@@ -63,7 +63,7 @@ def test_init_start_station_login_procedure_link_deploy(started: tuple[Path, str
     d = ["--data", str(data), "--json"]
     station = ok(["server", "station", "create", "bench-1", *d])
     assert set(station) == {"id", "token", "expires_at", "install_command"}
-    assert station["install_command"] == f"curl -fsSL {url}/install.sh | sh -s -- --token {station['token']} --url {url}"
+    assert station["install_command"] == f"curl -fsSL {url}/install.sh | TOFU_TUI_TOKEN={station['token']} sh -s -- --url {url}"
 
     redeemed = httpx.post(url + "/api/cli/login/redeem", json={"token": station["token"], "hostname": "bench"})
     assert redeemed.status_code == 200

@@ -67,3 +67,21 @@ def test_second_login_replaces_key_and_keeps_installation(fake: FakeServer, home
     assert run_cli(["login", "--token", fake.state.new_token()], env=env).returncode == 0  # URL remembered
     second = load_credentials(station_paths(home)).api_key.get_secret_value()
     assert first != second and fake.state.keys == {second}
+
+
+def test_control_socket_folder_ignores_xdg_runtime_dir(tmp_path: Path) -> None:
+    """A system service has no $XDG_RUNTIME_DIR and an SSH login has one: both must
+    find the daemon's control socket in the same place."""
+    import subprocess
+    import sys
+
+    from tests.conftest import cli_env
+
+    code = "from tofu_tui.station.paths import station_paths; print(station_paths().control_socket)"
+    base = {k: v for k, v in cli_env().items() if k not in ("TOFU_TUI_HOME", "XDG_RUNTIME_DIR")}
+    base["XDG_DATA_HOME"] = str(tmp_path / "d")
+    service = subprocess.run([sys.executable, "-c", code], env=base, capture_output=True, text=True, check=True)
+    login = subprocess.run([sys.executable, "-c", code], env={**base, "XDG_RUNTIME_DIR": str(tmp_path / "rt")},
+                           capture_output=True, text=True, check=True)
+    assert service.stdout == login.stdout
+    assert str(tmp_path / "rt") not in login.stdout

@@ -26,7 +26,9 @@ def base_url(request: Request, state: ServerState) -> str:
 
 
 def install_command(url: str, token: str) -> str:
-    return f"curl -fsSL {url}/install.sh | sh -s -- --token {token} --url {url}"
+    # The token rides in the environment of `sh`, not its argv, so it never shows in
+    # the process list while the installer runs.
+    return f"curl -fsSL {url}/install.sh | TOFU_TUI_TOKEN={token} sh -s -- --url {url}"
 
 
 def iso(ts: datetime) -> str:

@@ -92,5 +92,8 @@ def station_paths(home: str | os.PathLike[str] | None = None) -> StationPaths:
         base = Path(root).expanduser().absolute()
         return StationPaths(base / "config", base / "data", base / "run")
     dirs = PlatformDirs(APP_NAME, appauthor=False)
-    runtime = Path(dirs.user_runtime_dir) if sys.platform != "win32" else Path(dirs.user_data_dir)
-    return StationPaths(Path(dirs.user_config_dir), Path(dirs.user_data_dir), runtime)
+    data = Path(dirs.user_data_dir)
+    # Not platformdirs' runtime folder: it follows $XDG_RUNTIME_DIR, which a system
+    # service lacks and an SSH login has, so the daemon and the console would look for
+    # the control socket in different places.
+    return StationPaths(Path(dirs.user_config_dir), data, data / "run")
