@@ -456,3 +456,31 @@ def test_workers_do_not_outlive_a_killed_engine(make_procedure, tmp_path: Path) 
         proc.kill()
         proc.wait()
     assert _wait_gone(worker_pid, 10.0), "the worker survived its engine"
+
+
+def test_own_attachment_folder_kept_only_when_it_holds_attachments(make_procedure) -> None:  # type: ignore[no-untyped-def]
+    folder = make_procedure(
+        yaml_for("plain", "attaching"),
+        {
+            "phases/plain.py": "def plain():\n    pass\n",
+            "phases/attaching.py": "def attaching(attach):\n    attach.data(b'hello', 'note.txt')\n",
+        },
+    )
+
+    async def main(key: str) -> tuple[Path, list[Path]]:
+        loaded = load_procedure(folder)
+        pool = WorkerPool(loaded, 1, lambda event: None)  # no attachments_dir: its own temp folder
+        await pool.start()
+        try:
+            result = await pool.run_attempt(request(loaded, key))
+        finally:
+            await pool.close()
+        assert result.error is None, result.error
+        return pool.attachments_dir, [a.path for a in result.attachments]
+
+    empty_dir, none = asyncio.run(main("plain"))
+    assert none == [] and not empty_dir.exists()  # nothing left behind in the temp folder
+    kept_dir, (kept,) = asyncio.run(main("attaching"))
+    assert kept.read_bytes() == b"hello" and kept.parent == kept_dir  # the caller's to move or clean
+    kept.unlink()
+    kept_dir.rmdir()

@@ -298,6 +298,7 @@ class WorkerPool:
         self.loaded = loaded
         self.size = max(1, size)
         self.emit = emit
+        self._own_attachments_dir = attachments_dir is None
         self.attachments_dir = attachments_dir or Path(tempfile.mkdtemp(prefix="tofu-attachments-"))
         self.import_stall_s = import_stall_s
         self.handshake_s = handshake_s
@@ -372,6 +373,10 @@ class WorkerPool:
             w.kill_group()  # and whatever its phases left running
             await self._reap(w)
         self._workers.clear()
+        if self._own_attachments_dir:
+            # Attachments stay for the caller; a folder that got none is not left behind.
+            with contextlib.suppress(OSError):
+                self.attachments_dir.rmdir()
 
     async def __aenter__(self) -> WorkerPool:
         await self.start()
