@@ -484,3 +484,20 @@ def test_own_attachment_folder_kept_only_when_it_holds_attachments(make_procedur
     assert kept.read_bytes() == b"hello" and kept.parent == kept_dir  # the caller's to move or clean
     kept.unlink()
     kept_dir.rmdir()
+
+
+def test_a_worker_that_never_acknowledges_a_job_is_replaced(make_procedure) -> None:  # type: ignore[no-untyped-def]
+    # §8 job acknowledgement (30 s; 0.5 s here): a frozen worker costs one attempt, not the run.
+    folder = make_procedure(yaml_for("a"), {"phases/a.py": "def a(measurements):\n    measurements.x = 1\n"})
+
+    async def body(session: Session) -> None:
+        (frozen,) = session.pool._workers
+        os.kill(frozen.pid, signal.SIGSTOP)
+        first = await session.run("a")
+        assert first.error is not None and "did not acknowledge the job within 0.5 seconds" in first.error
+        assert first.measurements == {}
+        assert _wait_gone(frozen.pid)  # killed even though stopped
+        second = await session.run("a")  # on the replacement
+        assert second.error is None and second.measurements["x"].value == 1
+
+    with_pool(folder, body, ack_s=0.5)

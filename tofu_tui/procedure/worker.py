@@ -11,6 +11,7 @@ engine -> worker
   {"t": "give", "results": {...}, "plugs": {...}, "avail_results", "avail_plugs"}
 worker -> engine
   {"t": "ready", "pid"}                 once, after start-up
+  {"t": "ack"}                          job received (§8 job acknowledgement; batched)
   {"t": "body"}                         import done, body starting (import watchdog)
   {"t": "need", "names": [...]}         parameters that are not built-ins
   {"t": "log", "l": [[level, ts, message, file, line], ...]}   batched
@@ -1533,6 +1534,7 @@ class Worker:
             with splitter.lock:
                 splitter.parts, splitter.size, splitter.overflow = [], 0, 0
         self.sink.begin()
+        self.sink.post({"t": "ack"})
         t0 = time.time()
         try:
             done = Job(self, msg).execute()
