@@ -493,6 +493,14 @@ def test_a_worker_that_never_acknowledges_a_job_is_replaced(make_procedure) -> N
     async def body(session: Session) -> None:
         (frozen,) = session.pool._workers
         os.kill(frozen.pid, signal.SIGSTOP)
+        # A group stop is asynchronous: wait until every thread of the worker has stopped.
+        tasks = Path(f"/proc/{frozen.pid}/task")
+        end = time.monotonic() + 10
+        while not all(
+            (t / "stat").read_text().rsplit(")", 1)[-1].split()[0] == "T" for t in tasks.iterdir()
+        ):
+            assert time.monotonic() < end, "the worker did not stop"
+            await asyncio.sleep(0.01)
         first = await session.run("a")
         assert first.error is not None and "did not acknowledge the job within 0.5 seconds" in first.error
         assert first.measurements == {}
