@@ -1,7 +1,8 @@
 """Phase worker: runs phases inside the procedure's own interpreter.
 
 Standard library only: the procedure's environment has none of tofu-tui's packages, so
-the engine starts this file by path (`python worker.py PROCEDURE_DIR CHANNEL_FD`).
+the engine loads this file by path (a `python -c` bootstrap in workerstart.py, so its
+cached bytecode is used) and calls main() with argv `worker.py PROCEDURE_DIR CHANNEL_FD`.
 
 The engine and the worker talk over a private socket (never the phase's stdout, which
 phase code uses freely) with one compact JSON object per line:
