@@ -456,3 +456,56 @@ def test_workers_do_not_outlive_a_killed_engine(make_procedure, tmp_path: Path) 
         proc.kill()
         proc.wait()
     assert _wait_gone(worker_pid, 10.0), "the worker survived its engine"
+
+
+def test_own_attachment_folder_kept_only_when_it_holds_attachments(make_procedure) -> None:  # type: ignore[no-untyped-def]
+    folder = make_procedure(
+        yaml_for("plain", "attaching"),
+        {
+            "phases/plain.py": "def plain():\n    pass\n",
+            "phases/attaching.py": "def attaching(attach):\n    attach.data(b'hello', 'note.txt')\n",
+        },
+    )
+
+    async def main(key: str) -> tuple[Path, list[Path]]:
+        loaded = load_procedure(folder)
+        pool = WorkerPool(loaded, 1, lambda event: None)  # no attachments_dir: its own temp folder
+        await pool.start()
+        try:
+            result = await pool.run_attempt(request(loaded, key))
+        finally:
+            await pool.close()
+        assert result.error is None, result.error
+        return pool.attachments_dir, [a.path for a in result.attachments]
+
+    empty_dir, none = asyncio.run(main("plain"))
+    assert none == [] and not empty_dir.exists()  # nothing left behind in the temp folder
+    kept_dir, (kept,) = asyncio.run(main("attaching"))
+    assert kept.read_bytes() == b"hello" and kept.parent == kept_dir  # the caller's to move or clean
+    kept.unlink()
+    kept_dir.rmdir()
+
+
+def test_a_worker_that_never_acknowledges_a_job_is_replaced(make_procedure) -> None:  # type: ignore[no-untyped-def]
+    # §8 job acknowledgement (30 s; 0.5 s here): a frozen worker costs one attempt, not the run.
+    folder = make_procedure(yaml_for("a"), {"phases/a.py": "def a(measurements):\n    measurements.x = 1\n"})
+
+    async def body(session: Session) -> None:
+        (frozen,) = session.pool._workers
+        os.kill(frozen.pid, signal.SIGSTOP)
+        # A group stop is asynchronous: wait until every thread of the worker has stopped.
+        tasks = Path(f"/proc/{frozen.pid}/task")
+        end = time.monotonic() + 10
+        while not all(
+            (t / "stat").read_text().rsplit(")", 1)[-1].split()[0] == "T" for t in tasks.iterdir()
+        ):
+            assert time.monotonic() < end, "the worker did not stop"
+            await asyncio.sleep(0.01)
+        first = await session.run("a")
+        assert first.error is not None and "did not acknowledge the job within 0.5 seconds" in first.error
+        assert first.measurements == {}
+        assert _wait_gone(frozen.pid)  # killed even though stopped
+        second = await session.run("a")  # on the replacement
+        assert second.error is None and second.measurements["x"].value == 1
+
+    with_pool(folder, body, ack_s=0.5)

@@ -133,6 +133,34 @@ def test_ui_values_failing_answer_fails_the_phase(make_procedure, tmp_path: Path
     assert any(e["message"] == "body ran" for e in of_type(events, "phase_log"))
 
 
+def test_procedure_ui_json_answers_in_json_mode_only(make_procedure, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = led_procedure(make_procedure, python=True)
+    (folder / "ui.json").write_text(json.dumps({"led_check": {"led": "green"}}), encoding="utf-8")
+    proc, events = run_json(folder)  # no --ui-values: the procedure's ui.json answers
+    assert proc.returncode == 0, proc.stderr
+    (closed,) = of_type(events, "ui_closed")
+    assert closed["reason"] == "answered"
+    assert payload(events)["phases"][0]["measurements"][0]["measured_value"] == "green"
+    # --ui-values wins over ui.json
+    other = write_values(tmp_path, {"led_check": {"led": "red"}})
+    proc, events = run_json(folder, "--ui-values", other)
+    assert proc.returncode == 1
+    # the human view never reads it: headless (no terminal), the prompt fails fast
+    from tests.conftest import run_cli
+
+    proc = run_cli(["run", str(folder), "--headless"])
+    assert proc.returncode == 3, proc.stdout
+
+
+def test_broken_procedure_ui_json_is_a_usage_error(make_procedure) -> None:  # type: ignore[no-untyped-def]
+    folder = led_procedure(make_procedure, python=True)
+    (folder / "ui.json").write_text("{not json", encoding="utf-8")
+    proc, events = run_json(folder)
+    assert proc.returncode == 2
+    assert "ui.json" in proc.stderr and "not valid JSON" in proc.stderr
+    assert events == []
+
+
 def test_headless_prompt_fails_fast_naming_the_prompt(make_procedure) -> None:  # type: ignore[no-untyped-def]
     folder = led_procedure(make_procedure, python=True)
     proc, events = run_json(folder)  # stdin is /dev/null: nobody can answer

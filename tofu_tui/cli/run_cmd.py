@@ -18,26 +18,39 @@ def register(group: click.Group) -> None:
     group.add_command(run)
 
 
-def _load_ui_values(path: str | None) -> dict[str, dict[str, Any]] | None:
+def _load_ui_values(path: str | None, label: str = "--ui-values") -> dict[str, dict[str, Any]] | None:
     if path is None:
         return None
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise click.UsageError(f"--ui-values: cannot read {path}: {exc.strerror or exc}") from None
+        raise click.UsageError(f"{label}: cannot read {path}: {exc.strerror or exc}") from None
     except ValueError as exc:
-        raise click.UsageError(f"--ui-values: {path} is not valid JSON ({exc}).") from None
+        raise click.UsageError(f"{label}: {path} is not valid JSON ({exc}).") from None
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise click.UsageError(
-            f'--ui-values: {path} must be a JSON object like {{"<phase_key>": {{"<component_key>": value}}}}.'
+            f'{label}: {path} must be a JSON object like {{"<phase_key>": {{"<component_key>": value}}}}.'
         )
     return data
+
+
+def _procedure_ui_json(path: Path) -> str | None:
+    """§9: in --json mode without --ui-values, `ui.json` in the procedure directory
+    pre-answers prompts."""
+    directory = path if path.is_dir() else path.parent
+    candidate = directory / "ui.json"
+    return str(candidate) if candidate.is_file() else None
 
 
 @click.command()
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Newline-delimited JSON events on stdout.")
-@click.option("--ui-values", "ui_values", metavar="FILE", help="JSON file pre-answering operator prompts.")
+@click.option(
+    "--ui-values",
+    "ui_values",
+    metavar="FILE",
+    help="JSON file pre-answering operator prompts (with --json, default: the procedure's ui.json if any).",
+)
 @click.option("--ui-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Seconds to wait for an operator answer; then the phase is TIMEOUT.")
 @click.option("--serial", help="Unit serial number (answers the identify prompt).")
@@ -75,7 +88,10 @@ def run(
             err=True,
         )
         sys.exit(EXIT_USAGE)
-    values = _load_ui_values(ui_values)
+    if ui_values is None and as_json and (found := _procedure_ui_json(path)) is not None:
+        values = _load_ui_values(found, "ui.json")
+    else:
+        values = _load_ui_values(ui_values)
     # The first worker's interpreter starts while this process imports and loads.
     prestarted, interpreter = _prestart(path)
     # Importing and loading build many long-lived objects and few cycles: collecting

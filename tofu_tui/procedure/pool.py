@@ -146,6 +146,7 @@ LiveEvent = LiveLog | LiveMeasurement | LiveUiUpdate | LiveAttachment | LiveEngi
 
 HANDSHAKE_S = 90.0  # §8 worker port handshake
 IMPORT_STALL_S = 300.0  # §8 module import: no traffic for this long
+ACK_S = 30.0  # §8 job acknowledgement: a worker that says nothing this long after a job is stuck
 WARN_FRACTION = 0.75
 STREAM_LIMIT = 64 * 1024 * 1024  # one protocol line (a huge measurement list) at most
 STDERR_TAIL = 8192  # bytes of a worker's own stderr kept for crash reports
@@ -244,6 +245,7 @@ class _Attempt:
     emit: Callable[[LiveEvent], None]
     stage: str = "import"
     last_traffic: float = 0.0
+    acked: bool = False  # the worker has answered the job (any message)
     measurements: dict[str, MeasurementRecord] = field(default_factory=dict)
     logs: list[LogLine] = field(default_factory=list)
     attachments: list[AttachmentRecord] = field(default_factory=list)
@@ -290,6 +292,7 @@ class WorkerPool:
         *,
         attachments_dir: Path | None = None,
         import_stall_s: float = IMPORT_STALL_S,
+        ack_s: float = ACK_S,
         handshake_s: float = HANDSHAKE_S,
         prestart: int = 1,
         prestarted: PrestartedWorker | None = None,
@@ -298,8 +301,10 @@ class WorkerPool:
         self.loaded = loaded
         self.size = max(1, size)
         self.emit = emit
+        self._own_attachments_dir = attachments_dir is None
         self.attachments_dir = attachments_dir or Path(tempfile.mkdtemp(prefix="tofu-attachments-"))
         self.import_stall_s = import_stall_s
+        self.ack_s = ack_s
         self.handshake_s = handshake_s
         self.prestart = prestart
         self.grow_after_s = grow_after_s
@@ -372,6 +377,10 @@ class WorkerPool:
             w.kill_group()  # and whatever its phases left running
             await self._reap(w)
         self._workers.clear()
+        if self._own_attachments_dir:
+            # Attachments stay for the caller; a folder that got none is not left behind.
+            with contextlib.suppress(OSError):
+                self.attachments_dir.rmdir()
 
     async def __aenter__(self) -> WorkerPool:
         await self.start()
@@ -558,6 +567,15 @@ class WorkerPool:
             pump.cancel()
             await self._discard(w)
             return self._timed_out(attempt, started)
+        if outcome == "noack":
+            pump.cancel()
+            await self._discard(w)
+            return self._error(
+                attempt,
+                started,
+                f"The worker did not acknowledge the job within {self.ack_s:g} seconds (frozen or "
+                "starved of CPU?); it was replaced.",
+            )
         if outcome == "stall":
             pump.cancel()
             await self._discard(w)
@@ -596,8 +614,9 @@ class WorkerPool:
         return self._error(attempt, started, message)
 
     async def _watch(self, w: _Worker, attempt: _Attempt, pump: asyncio.Future[Any]) -> str:
-        """Wait for the pump; returns 'done', 'timeout' or 'stall'."""
+        """Wait for the pump; returns 'done', 'timeout', 'noack' or 'stall'."""
         loop = asyncio.get_running_loop()
+        ack_at = loop.time() + self.ack_s
         deadline = attempt.request.deadline
         warn_at = None
         if deadline is not None:
@@ -618,6 +637,10 @@ class WorkerPool:
                         warn_at = None
                     else:
                         waits.append(warn_at - now)
+            if not attempt.acked:
+                if now >= ack_at:
+                    return "noack"
+                waits.append(ack_at - now)
             if attempt.stage == "import":
                 stall_at = attempt.last_traffic + self.import_stall_s
                 if now >= stall_at:
@@ -647,6 +670,7 @@ class WorkerPool:
             if not line:
                 return None
             attempt.last_traffic = loop.time()
+            attempt.acked = True
             msg = json.loads(line)
             kind = msg["t"]
             if kind == "log":
@@ -662,7 +686,7 @@ class WorkerPool:
                 att = AttachmentRecord(msg["n"], Path(msg["p"]), int(msg["s"]))
                 attempt.attachments.append(att)
                 attempt.send(LiveAttachment(job_id, att))
-            elif kind == "imp":
+            elif kind == "imp" or kind == "ack":
                 attempt.stage = "import"
             elif kind == "body":
                 attempt.stage = "body"

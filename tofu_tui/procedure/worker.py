@@ -1,7 +1,8 @@
 """Phase worker: runs phases inside the procedure's own interpreter.
 
 Standard library only: the procedure's environment has none of tofu-tui's packages, so
-the engine starts this file by path (`python worker.py PROCEDURE_DIR CHANNEL_FD`).
+the engine loads this file by path (a `python -c` bootstrap in workerstart.py, so its
+cached bytecode is used) and calls main() with argv `worker.py PROCEDURE_DIR CHANNEL_FD`.
 
 The engine and the worker talk over a private socket (never the phase's stdout, which
 phase code uses freely) with one compact JSON object per line:
@@ -11,6 +12,7 @@ engine -> worker
   {"t": "give", "results": {...}, "plugs": {...}, "avail_results", "avail_plugs"}
 worker -> engine
   {"t": "ready", "pid"}                 once, after start-up
+  {"t": "ack"}                          job received (§8 job acknowledgement; batched)
   {"t": "body"}                         import done, body starting (import watchdog)
   {"t": "need", "names": [...]}         parameters that are not built-ins
   {"t": "log", "l": [[level, ts, message, file, line], ...]}   batched
@@ -1533,6 +1535,7 @@ class Worker:
             with splitter.lock:
                 splitter.parts, splitter.size, splitter.overflow = [], 0, 0
         self.sink.begin()
+        self.sink.post({"t": "ack"})
         t0 = time.time()
         try:
             done = Job(self, msg).execute()
