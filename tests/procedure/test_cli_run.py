@@ -132,8 +132,12 @@ def test_load_errors_exit_2_with_one_message_per_problem(make_procedure) -> None
 
 def test_usage_errors_exit_2(make_procedure, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     folder = volts_procedure(make_procedure, 3.3)
-    proc = run_cli(["run", str(folder), "--upload"])
-    assert proc.returncode == 2 and "upload" in proc.stderr and "not available yet" in proc.stderr
+    proc = run_cli(["run", str(folder), "--upload"], env={"TOFU_TUI_HOME": str(tmp_path / "no-station")})
+    assert proc.returncode == 2 and "--upload" in proc.stderr and "enrolled station" in proc.stderr
+    assert "tofu-tui login" in proc.stderr
+    assert run_cli(["run"]).returncode == 2
+    both = run_cli(["run", str(folder), "--procedure", "Board test"])
+    assert both.returncode == 2 and "either" in both.stderr
     bad = tmp_path / "ui.json"
     bad.write_text("{not json", encoding="utf-8")
     proc = run_cli(["run", str(folder), "--ui-values", str(bad)])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,9 @@ def _procedure_ui_json(path: Path) -> str | None:
 
 
 @click.command()
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=click.Path(path_type=Path), required=False)
+@click.option("--procedure", "procedure", metavar="ID_OR_NAME",
+              help="Run the active deployment of a linked procedure instead of PATH (through the daemon when it runs).")
 @click.option("--json", "as_json", is_flag=True, help="Newline-delimited JSON events on stdout.")
 @click.option(
     "--ui-values",
@@ -61,7 +64,8 @@ def _procedure_ui_json(path: Path) -> str | None:
 @click.option("--procedure-id", metavar="ID", help="TofuPilot procedure id for the payload.")
 @click.option("--headless", is_flag=True, help="Never wait for an operator: unanswered prompts fail fast.")
 def run(
-    path: Path,
+    path: Path | None,
+    procedure: str | None,
     as_json: bool,
     ui_values: str | None,
     ui_timeout: float | None,
@@ -73,21 +77,30 @@ def run(
     procedure_id: str | None,
     headless: bool,
 ) -> None:
-    """Run the procedure at PATH (a directory holding procedure.yaml, or a .yaml file).
+    """Run the procedure at PATH (a directory holding procedure.yaml, or a .yaml file),
+    or with --procedure the active deployment of a procedure linked to this station.
 
     \b
     Exit status: 0 PASS, 1 FAIL, 2 usage or load error (nothing ran),
     3 ERROR, 4 TIMEOUT, 5 ABORTED (stopped, SIGINT/SIGTERM).
     Ctrl-C once stops the run (teardown still runs); twice kills it.
     """
-    if upload:
-        # Hook: the station's upload queue. Until it exists, refuse clearly before running.
-        click.echo(
-            "tofu-tui run --upload: uploading is not available yet (it needs the station, which "
-            "is not built yet). Run without --upload.",
-            err=True,
-        )
+    unit = {
+        "serial_number": serial,
+        "part_number": part,
+        "revision_number": revision,
+        "batch_number": batch,
+    }
+    if (path is None) == (procedure is None):
+        click.echo("tofu-tui run: give either a procedure PATH or --procedure ID_OR_NAME (see --help).", err=True)
         sys.exit(EXIT_USAGE)
+    if procedure is not None:
+        from tofu_tui.cli.station_cmd import run_linked_procedure
+
+        # A linked procedure's run always goes through the station's queue: --upload is implied.
+        sys.exit(run_linked_procedure(procedure, unit=unit, ui_values=_load_ui_values(ui_values), as_json=as_json))
+    assert path is not None
+    upload_to = _upload_target(procedure_id, path) if upload else None
     if ui_values is None and as_json and (found := _procedure_ui_json(path)) is not None:
         values = _load_ui_values(found, "ui.json")
     else:
@@ -100,12 +113,6 @@ def run(
 
     from tofu_tui.procedure.execute import RunOptions
 
-    unit = {
-        "serial_number": serial,
-        "part_number": part,
-        "revision_number": revision,
-        "batch_number": batch,
-    }
     options = RunOptions(
         ui_values=values,
         ui_timeout_s=ui_timeout,
@@ -114,7 +121,22 @@ def run(
         procedure_id=procedure_id,
         prestarted=prestarted,
     )
-    sys.exit(run_procedure(path, options, as_json=as_json, interpreter=interpreter))
+    sys.exit(run_procedure(path, options, as_json=as_json, interpreter=interpreter, upload=upload_to))
+
+
+def _upload_target(procedure_id: str | None, path: Path) -> Any:
+    """Check before running that `--upload` can work: an enrolled station. Returns its paths."""
+    from tofu_tui.station.config import ConfigError, load_config
+    from tofu_tui.station.paths import station_paths
+
+    paths = station_paths()
+    try:
+        load_config(paths)
+    except ConfigError as exc:
+        click.echo(f"tofu-tui run --upload: uploading needs an enrolled station. {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    del procedure_id, path  # the id is resolved after loading (flag, tofupilot.json, environment)
+    return paths
 
 
 def _prestart(path: Path) -> tuple[Any, Path | None]:
@@ -133,7 +155,8 @@ def _prestart(path: Path) -> tuple[Any, Path | None]:
         return None, None
 
 
-def run_procedure(path: Path, options: Any, *, as_json: bool, interpreter: Path | None = None) -> int:
+def run_procedure(path: Path, options: Any, *, as_json: bool, interpreter: Path | None = None,
+                  upload: Any = None) -> int:
     """Load and run one procedure; returns the exit status of run-protocol.md."""
     from tofu_tui.models.events import ErrorEvent
     from tofu_tui.procedure.load import ProcedureLoadError, load_procedure
@@ -161,7 +184,14 @@ def run_procedure(path: Path, options: Any, *, as_json: bool, interpreter: Path 
 
     gc.freeze()  # what import and load built stays: later collections skip it
     gc.enable()
-    return asyncio.run(_drive(loaded, options, as_json=as_json, stdin_tty=stdin_tty))
+    if upload is not None and not (options.procedure_id or loaded.procedure_id or os.environ.get("TOFUPILOT_PROCEDURE_ID")):
+        click.echo(
+            "tofu-tui run --upload: the run needs a procedure id to be uploaded. Pass --procedure-id ID, "
+            "or put tofupilot.json ({\"procedureId\": ...}) in the procedure folder.",
+            err=True,
+        )
+        return EXIT_USAGE
+    return asyncio.run(_drive(loaded, options, as_json=as_json, stdin_tty=stdin_tty, upload=upload))
 
 
 def _isatty(stream: Any) -> bool:
@@ -171,7 +201,7 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
-async def _drive(loaded: Any, options: Any, *, as_json: bool, stdin_tty: bool) -> int:
+async def _drive(loaded: Any, options: Any, *, as_json: bool, stdin_tty: bool, upload: Any = None) -> int:
     import asyncio
     import signal
     import threading
@@ -231,9 +261,25 @@ async def _drive(loaded: Any, options: Any, *, as_json: bool, stdin_tty: bool) -
         if answers is not None:
             answers.cancel()
     view.finish(result)
+    if upload is not None and result.runs:
+        _queue_for_upload(upload, result)
     if not result.runs and result.outcome == "ERROR":
         return EXIT_USAGE  # nothing ran (identify refused, workers could not start)
     return EXIT_CODES[result.outcome]
+
+
+def _queue_for_upload(paths: Any, result: Any) -> None:
+    """Persist each finished run in the station's upload queue; the daemon uploads it.
+    Told on stderr: `run_finished` stays the last event of the --json stream."""
+    from tofu_tui.station.queue import AttachmentFile
+    from tofu_tui.station.remote_run import queue_local_run
+
+    for index, run in enumerate(result.runs):
+        files = result.attachments[index] if index < len(result.attachments) else []
+        queued = queue_local_run(paths, run, [AttachmentFile(a.name, Path(a.path)) for a in files],
+                                 execution_id=result.execution_id)
+        click.echo(f"Queued for upload as {queued.client_run_ref}: the station daemon uploads it "
+                   "(`tofu-tui queue` shows it).", err=True)
 
 
 async def _answer_lines(lines: Any, handle: Any) -> None:
