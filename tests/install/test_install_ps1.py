@@ -183,7 +183,11 @@ def test_4_python_version_checked_with_a_way_to_get_one() -> None:
 def test_5_new_venv_beside_the_old_and_its_own_pip() -> None:
     assert re.search(r"\$new = Join-Path \$Prefix \"venvs\\\$stamp\"", TEXT)
     assert "@('-m', 'venv', $new)" in TEXT
-    assert re.search(r"Invoke-Logged \$newPy \$pipArgs", TEXT)
+    assert re.search(r"Invoke-Logged \$installer \$pipArgs", TEXT)
+    # pip runs as the new venv's Python; uv is pointed at it.
+    assert "$installer = $newPy" in TEXT
+    assert "@('pip', 'install', '--python', $newPy, $spec)" in TEXT
+    assert "'--without-pip', $new" in TEXT
     assert not re.search(r"Invoke-\w+ \$py @\('-m', 'pip'", TEXT), "pip must run in the new venv"
 
 

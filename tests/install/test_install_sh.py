@@ -141,6 +141,7 @@ def test_unreachable_package_index_is_named_and_rolled_back(tmp_path: Path, inst
         TOFU_TUI_INSTALLER=installer,
         UV_INDEX_URL=index,
         UV_NO_CACHE="1",
+        UV_HTTP_RETRIES="0",
         PIP_INDEX_URL=index,
         PIP_CONFIG_FILE=os.devnull,  # no extra indexes from the machine's pip config
         PIP_FIND_LINKS="",
@@ -217,6 +218,9 @@ def test_install_enroll_upgrade_and_refused_tokens(tmp_path: Path) -> None:
         current = (tmp_path / "prefix" / "current").resolve()
         assert (current / "bin" / "python").exists()
         assert ("Using uv" in result.stdout) == UV.exists()
+        # The wheel carries the installers, for an installed server to hand out.
+        shipped = list(current.glob("lib/python3*/site-packages/tofu_tui/install/install.sh"))
+        assert [p.read_bytes() for p in shipped] == [INSTALL_SH.read_bytes()]
         assert str(current) not in sys.prefix
 
         # Upgrade: a new environment replaces the old one; the station's data is untouched.

@@ -360,3 +360,59 @@ def test_json_stdout_is_only_json(make_procedure) -> None:  # type: ignore[no-un
         json.loads(line)
     messages = {(e["message"], e["level"]) for e in of_type(events, "phase_log")}
     assert ("to stdout", "INFO") in messages and ("to stderr", "WARNING") in messages
+
+
+def test_bad_phases_each_end_clearly_and_the_payload_stays_valid(make_procedure) -> None:  # type: ignore[no-untyped-def]
+    from tofu_tui.models.run import RunCreate
+
+    folder = make_procedure(
+        "name: Bad Inputs\n"
+        + UNIT
+        + """
+execution: {on_first_failure: continue, workers: 2}
+main:
+  - {name: Syntax, python: phases.syntax:run}
+  - {name: Import, python: phases.imports:run}
+  - {name: Exit, python: phases.b:exits}
+  - {name: Wrong Type, python: phases.b:wrong_type}
+  - name: Mismatch
+    python: phases.b:mismatch
+    measurements: [{name: Level, validators: [{operator: ">", expected_value: high}]}]
+  - {name: Garbage, python: phases.b:garbage}
+""",
+        {
+            "phases/syntax.py": "def run(:\n    pass\n",
+            "phases/imports.py": "import no_such_module_anywhere\n\ndef run():\n    pass\n",
+            "phases/b.py": """
+            import sys
+
+            def exits():
+                sys.exit(3)
+
+            def wrong_type(measurements):
+                measurements.reading = object()
+
+            def mismatch(measurements):
+                measurements.level = 5
+
+            def garbage():
+                sys.stdout.buffer.write(bytes(range(256)) + b"\\n")
+                print("still alive")
+            """,
+        },
+    )
+    proc, events = run_json(folder)
+    assert proc.returncode == 3
+    check_stream(events)
+    run = payload(events)
+    RunCreate.model_validate(run)
+    outcomes = {p["name"]: p for p in run["phases"]}
+    assert outcomes["Syntax"]["outcome"] == "ERROR" and "SyntaxError" in outcomes["Syntax"]["docstring"]
+    assert outcomes["Import"]["outcome"] == "ERROR" and "no_such_module_anywhere" in outcomes["Import"]["docstring"]
+    assert outcomes["Exit"]["outcome"] == "ERROR" and "sys.exit(3)" in outcomes["Exit"]["docstring"]
+    assert outcomes["Wrong Type"]["outcome"] == "ERROR"
+    level = outcomes["Mismatch"]["measurements"][0]
+    assert outcomes["Mismatch"]["outcome"] == "PASS" and level["outcome"] == "UNSET"
+    assert level["validators"][0]["outcome"] == "UNSET"
+    assert outcomes["Garbage"]["outcome"] == "PASS"
+    assert any("still alive" in e["message"] for e in of_type(events, "phase_log"))

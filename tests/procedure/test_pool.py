@@ -270,15 +270,17 @@ def test_shell_phase_output_exit_code_and_working_directory(make_procedure) -> N
         yaml_for(
             "  - {name: ok, executable: {command: 'echo out; echo err >&2; pwd', working_directory: sub}}",
             "  - {name: fails, executable: {command: 'echo bad; exit 3', shell: bash}}",
-            "  - {name: env, executable: {command: 'echo ${PYTHONPATH:-unset} $PYTHONUNBUFFERED'}}",
+            "  - {name: env, executable: {command: 'echo ${PYTHONPATH:-unset} $PYTHONUNBUFFERED ${TOFU_TUI_TOKEN:-none}'}}",
         ),
         {"sub/keep.txt": "x"},
     )
     os.environ["PYTHONPATH"] = "/nonexistent"
+    os.environ["TOFU_TUI_TOKEN"] = "secret"
     try:
         ok, fails, env = run_phases(folder, "ok", "fails", "env")
     finally:
         del os.environ["PYTHONPATH"]
+        del os.environ["TOFU_TUI_TOKEN"]
     assert ok.exit_code == 0 and ok.error is None
     # stdout and stderr are separate pipes: their relative order is not defined
     assert sorted((line.level, line.message) for line in ok.logs) == sorted(
@@ -286,7 +288,7 @@ def test_shell_phase_output_exit_code_and_working_directory(make_procedure) -> N
     )
     assert fails.exit_code == 3 and fails.error is None
     assert messages(fails, "INFO") == ["bad"]
-    assert messages(env) == ["unset 1"]
+    assert messages(env) == ["unset 1 none"]
 
 
 def test_shell_phase_bad_shell_and_working_directory(make_procedure) -> None:
@@ -409,3 +411,48 @@ def test_concurrent_attempts_do_not_mix(make_procedure) -> None:
         assert result.error is None
         assert messages(result) == [f"job-{i}", f"job-{i}"]
         assert result.measurements["n"].value == float(i)
+
+
+def test_an_oversized_message_is_an_error(make_procedure, monkeypatch) -> None:
+    from tofu_tui.procedure import pool as pool_module
+
+    monkeypatch.setattr(pool_module, "STREAM_LIMIT", 1024 * 1024)
+    folder = make_procedure(
+        yaml_for("huge", "ok"),
+        {
+            "phases/huge.py": "def huge(measurements):\n    measurements.big = list(range(400_000))\n",
+            "phases/ok.py": "def ok():\n    pass\n",
+        },
+    )
+    huge, ok = run_phases(folder, "huge", "ok")
+    assert huge.error is not None and "larger than 1 MB" in huge.error
+    assert ok.error is None
+
+
+def test_workers_do_not_outlive_a_killed_engine(make_procedure, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    pidfile = tmp_path / "worker.pid"
+    folder = make_procedure(
+        yaml_for("spin"),
+        {"phases/spin.py": f"import os\n\ndef spin():\n    open({str(pidfile)!r}, 'w').write(str(os.getpid()))\n    while True:\n        pass\n"},
+    )
+    engine = tmp_path / "engine.py"
+    engine.write_text(
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from tests.procedure.poolkit import run_phases\n"
+        "run_phases(Path(sys.argv[1]), 'spin')\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, str(engine), str(folder)], cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)})
+    try:
+        end = time.monotonic() + 30
+        while not (pidfile.exists() and pidfile.read_text()) and time.monotonic() < end:
+            time.sleep(0.02)
+        worker_pid = int(pidfile.read_text())
+    finally:
+        proc.kill()
+        proc.wait()
+    assert _wait_gone(worker_pid, 10.0), "the worker survived its engine"

@@ -66,6 +66,12 @@ class Driver:
             if event["type"] == kind:
                 return event
 
+    def next_warning(self, timeout: float = 30) -> dict[str, Any]:
+        while True:
+            event = self.next_event("phase_log", timeout)
+            if event["level"] == "WARNING":
+                return event
+
     def send(self, text: str) -> None:
         assert self.proc.stdin is not None
         self.proc.stdin.write(text + "\n")
@@ -176,7 +182,7 @@ def test_stdin_answers_with_bad_lines_and_refusals(make_procedure) -> None:  # t
         driver.send(json.dumps({"type": "something_else"}))
         driver.answer(request["request_id"], {"led": "purple"})  # not an option: refused
         driver.answer(request["request_id"], {"led": "green", "volts": 99})  # out of range
-        warnings = [driver.next_event("phase_log") for _ in range(5)]
+        warnings = [driver.next_warning() for _ in range(5)]
         assert all(w["level"] == "WARNING" for w in warnings)
         text = " | ".join(w["message"] for w in warnings)
         assert "not JSON" in text and "no-such-request" in text and "ui_response" in text
@@ -280,7 +286,7 @@ def test_identify_answered_over_stdin(make_procedure) -> None:  # type: ignore[n
         keys = [c["key"] for c in request["components"]]
         assert keys[:2] == ["serial_number", "part_number"] and "sub_unit:radio" in keys
         driver.answer(request["request_id"], {"serial_number": "nope", "part_number": "P", "sub_unit:radio": "R"})
-        refusal = driver.next_event("phase_log")
+        refusal = driver.next_warning()
         assert refusal["level"] == "WARNING" and "serial_number" in refusal["message"]
         driver.answer(request["request_id"], {"serial_number": "SN-42", "part_number": "P", "sub_unit:radio": "R"})
         code = driver.finish()
@@ -359,3 +365,58 @@ def test_events_parse_as_the_shared_model(make_procedure, tmp_path: Path) -> Non
     values = write_values(tmp_path, {"led_check": {"led": "green"}})
     proc, _ = run_json(folder, "--ui-values", values)
     events_of(proc.stdout)  # raises if any line is not a valid event
+
+
+def test_terminal_operator_answers_identify_and_prompt(make_procedure) -> None:  # type: ignore[no-untyped-def]
+    """No --json, stdin a terminal: the live view asks the operator and re-asks on refusal."""
+    import os
+    import pty
+    import select
+    import time
+
+    folder = make_procedure(
+        """
+        name: Interactive
+        unit: {serial_number: {pattern: "^SN"}}
+        main:
+          - name: LED Check
+            ui:
+              components:
+                - {type: radio, key: led, label: LED colour, required: true, bind: measurements.led,
+                   options: [{value: green}, {value: red}]}
+            measurements: [{name: LED, validators: [{operator: "==", expected_value: green}]}]
+        """
+    )
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tofu_tui", "run", str(folder)],
+        stdin=slave, stdout=slave, stderr=slave, env=cli_env(), close_fds=True,
+    )
+    os.close(slave)
+    answers = [b"XX\n", b"P1\n", b"SN1\n", b"P1\n", b"green\n"]
+    out = b""
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    data = os.read(master, 4096)
+                except OSError:
+                    break
+                if not data:
+                    break
+                out += data
+                if data.rstrip().endswith(b":") and answers:
+                    os.write(master, answers.pop(0))
+            elif proc.poll() is not None:
+                break
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.wait(timeout=10) == 0
+    text = out.decode(errors="replace")
+    assert "Refused: serial_number" in text
+    assert "LED Check" in text and "PASS" in text
+    assert "\x1b[32m" in text  # colour on a terminal

@@ -370,7 +370,7 @@ def test_parameters_from_results_defaults_and_errors(make_procedure) -> None:
         },
     )
     view = PhaseResultView(
-        outcome="fail",
+        outcome="FAIL",  # shown lowercase to the phase
         duration_ms=12.5,
         measurements={
             "v": MeasurementRecord(key="v", value=2.0, aggregations={"mean": 1.5}),
@@ -571,3 +571,29 @@ def test_progress_bars_and_stream_api(make_procedure) -> None:
         ("INFO", "windows line"),
         ("INFO", "after close"),
     ]
+
+
+def test_tight_loops_of_updates_are_coalesced(make_procedure) -> None:
+    folder = make_procedure(
+        yaml_for("loop"),
+        {
+            "phases/loop.py": """
+            def loop(measurements, ui, log):
+                for i in range(100_000):
+                    measurements.count = i
+                    ui.progress = i
+                log.info("done")
+            """
+        },
+    )
+
+    async def body(s: Session):
+        return await s.run("loop"), s.events
+
+    result, events = with_pool(folder, body)
+    assert result.error is None
+    assert result.measurements["count"].value == 99_999.0
+    ui = [e for e in events if isinstance(e, LiveUiUpdate)]
+    live = [e for e in events if isinstance(e, LiveMeasurement)]
+    assert ui[-1].value == 99_999 and live[-1].record.value == 99_999.0
+    assert len(ui) < 10_000 and len(live) < 10_000

@@ -149,3 +149,29 @@ def test_not_enrolled_daemon_says_to_log_in(home: Path) -> None:
     d = Daemon(home)
     assert d.wait() == 75
     assert "tofu-tui login" in d.event("not_enrolled")["message"]
+
+
+def test_control_socket_is_private_and_streams_a_runs_events(fake: FakeServer, repo: Repo, daemon: Daemon,
+                                                             enrolled: Path) -> None:
+    import asyncio
+    import os
+    import stat
+
+    from tofu_tui.models.events import Event
+    from tofu_tui.station.control import request_status
+    from tofu_tui.station.remote_run import run_via_daemon
+
+    paths = station_paths(enrolled)
+    assert stat.S_IMODE(os.stat(paths.control_socket).st_mode) == 0o600
+    deploy(fake, repo, "d1", repo.procedure("v1"))
+    send_command(paths, PullCommand())
+    seen: list[Event] = []
+    finished = asyncio.run(run_via_daemon(paths, RunCommand(procedure_id="board-test", serial_number="SN9",
+                                                            part_number="PN1"), seen.append))
+    assert finished.outcome == "PASS" and finished.run["serial_number"] == "SN9"
+    kinds = [e.type for e in seen]
+    assert kinds[0] == "run_started" and "phase_log" in kinds and kinds[-1] == "run_finished"
+    assert [e.seq for e in seen] == list(range(1, len(seen) + 1))  # nothing missed
+    status = request_status(paths)
+    assert status.run_in_flight is None and status.procedures[0].runs_today == 1
+    wait_until(lambda: len(fake.state.runs) == 1, what="upload")

@@ -97,7 +97,7 @@ def admin_options(func: Any) -> Any:
 
 def connect(data_dir: Path | None, url: str | None, key: str | None) -> AdminClient:
     if data_dir is not None:
-        from tofu_tui.server.admin import load_defaults
+        from tofu_tui.server.defaults import load_defaults
 
         defaults = load_defaults(data_dir)
         url = url or defaults.url
@@ -153,7 +153,8 @@ def init_cmd(data_dir: Path, db_url: str | None, host: str, port: int, as_json: 
 @click.option("--log-level", default="warning", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
 def start_cmd(data_dir: Path, host: str, port: int, db_url: str | None, public_url: str | None, log_level: str) -> None:
     """Serve the dashboard API until SIGINT or SIGTERM."""
-    from tofu_tui.server.admin import AdminDefaults, create_user_key, load_defaults, save_defaults
+    from tofu_tui.server.admin import create_user_key
+    from tofu_tui.server.defaults import AdminDefaults, load_defaults, save_defaults
     from tofu_tui.server.runner import bind, serve, url_of
     from tofu_tui.server.settings import Settings
 

@@ -550,8 +550,10 @@ class _Run:
                 self._prompts[job.id] = prompt
             if phase.is_ui_only:
                 return await self._ui_only(job, scope, started_at, deadline, prompt, unit_in)
-            assert self.pool is not None, "no workers"
-            from tofu_tui.procedure.pool import AttemptRequest
+            from tofu_tui.procedure.pool import AttemptRequest, WorkerPool
+
+            if self.pool is None:  # defensive: teardown after a stop found no pool
+                self.pool = WorkerPool(self.loaded, SHUTDOWN_TEARDOWN_WORKERS, self._live)
 
             request = AttemptRequest(
                 phase=phase,
@@ -566,7 +568,11 @@ class _Run:
                 slot_id=scope.key if scope.key is not None else SHARED_SLOT_ID,
                 job_id=live_id,
             )
-            result = await self.pool.run_attempt(request)
+            try:
+                result = await self.pool.run_attempt(request)
+            except Exception as exc:  # the pool itself failed (e.g. no worker could start)
+                text = f"The phase could not run: {exc}"
+                return self._conclude(job, scope, started_at, PhaseVerdict("ERROR", text, text))
             return await self._python_done(job, scope, result, prompt, deadline, unit_in, run_metadata_in)
         finally:
             if prompt is not None:

@@ -310,6 +310,7 @@ def child_environment(worker_id: int | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PYTHONHOME", None)
     env.pop("PYTHONPATH", None)
+    env.pop("TOFU_TUI_TOKEN", None)  # a station secret: procedures never need it
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONIOENCODING"] = "utf-8"
     if worker_id is not None:
@@ -530,11 +531,12 @@ class WorkerPool:
     async def _discard(self, w: _Worker) -> None:
         """Kill a worker that can no longer be trusted and start its replacement."""
         w.kill_group()
-        await self._reap(w)
         self._count -= 1
         self._free_ids.append(w.worker_id)
         if not self._closed:
             self._spawn_in_background()
+        # Bookkeeping is done; reaping finishes even if our caller is cancelled meanwhile.
+        await asyncio.shield(self._reap(w))
 
     async def _acquire(self) -> _Worker | _SpawnFailed:
         # Start another worker only if the ones already starting are all spoken for:
@@ -598,7 +600,13 @@ class WorkerPool:
         try:
             done = pump.result()
         except Exception as exc:
-            done = f"The worker's messages could not be read ({exc}); the worker was replaced."
+            if isinstance(exc, ValueError | asyncio.LimitOverrunError) and "limit" in str(exc):
+                done = (
+                    f"The phase sent a message larger than {STREAM_LIMIT // (1024 * 1024)} MB "
+                    "(a measurement or ui value too large?); the worker was replaced."
+                )
+            else:
+                done = f"The worker's messages could not be read ({exc}); the worker was replaced."
         if isinstance(done, dict):
             self._idle.put_nowait(w)
             return self._finish(attempt, started, done)
@@ -755,7 +763,7 @@ class WorkerPool:
             view = request.results.get(name)
             if view is not None:
                 results[name] = {
-                    "outcome": view.outcome,
+                    "outcome": str(view.outcome).lower(),
                     "duration_ms": view.duration_ms,
                     "measurements": {
                         k: _record_dict(r) for k, r in view.measurements.items()

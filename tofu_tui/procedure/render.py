@@ -208,7 +208,10 @@ class HumanView:
         with self.prompt_lock:
             while event.request_id in self.open_prompts:
                 values: dict[str, Any] = {}
-                title = "Identify the unit" if event.phase_key == "identify" else f"Prompt: {event.phase_key}"
+                name = self.names.get((event.phase_key, event.slot), event.phase_key)
+                title = "Identify the unit" if event.phase_key == "identify" else name
+                if event.slot is not None:
+                    title += f" [{event.slot}]"
                 print(f"\n{title}", file=sys.stderr)
                 for component in event.components:
                     ctype = component.get("type")

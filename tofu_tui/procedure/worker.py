@@ -94,6 +94,7 @@ class LogSink:
         self.lock = threading.Lock()
         self.active = False
         self.pending: list[dict[str, Any]] = []
+        self.latest: dict[tuple[str, str], int] = {}  # unsent "m"/"ui" message per key
         self.pending_lines = 0
         self.sent = 0
         self.dropped = 0
@@ -104,6 +105,7 @@ class LogSink:
         with self.lock:
             self.active = True
             self.pending = []
+            self.latest.clear()
             self.pending_lines = 0
             self.sent = 0
             self.dropped = 0
@@ -113,6 +115,16 @@ class LogSink:
         with self.lock:
             if not self.active:
                 return
+            kind = msg["t"]
+            if kind == "m" or kind == "ui":
+                # A value rewritten before the batch went out replaces the unsent one:
+                # a phase updating a measurement in a tight loop sends a few values, not all.
+                slot = (kind, msg["k"])
+                index = self.latest.get(slot)
+                if index is not None:
+                    self.pending[index] = msg
+                    return
+                self.latest[slot] = len(self.pending)
             self.pending.append(msg)
             if urgent:
                 self._flush_locked()
@@ -158,6 +170,7 @@ class LogSink:
         if self.pending and self.channel is not None:
             batch, self.pending = self.pending, []
             self.pending_lines = 0
+            self.latest.clear()
             data = "".join(
                 json.dumps(m, separators=(",", ":"), allow_nan=False) + "\n" for m in batch
             )
@@ -1476,6 +1489,18 @@ def main() -> None:
         except (BrokenPipeError, ConnectionResetError):
             pass
         real_exit(0)
+
+    def orphan_watch(parent: int) -> None:
+        # If the engine dies without closing our channel (SIGKILL, power cut of its
+        # terminal...), a phase stuck in a loop would keep us alive: go, with our group.
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                with contextlib.suppress(Exception):
+                    os.killpg(os.getpgrp(), 9)
+                real_exit(1)
+
+    threading.Thread(target=orphan_watch, args=(os.getppid(),), daemon=True).start()
 
     # Phases run on this one long-lived thread (not the main thread, as in the
     # reference engine); reusing it keeps a job's round trip short.

@@ -22,6 +22,12 @@ from tofu_tui.server.settings import Settings
 from tofu_tui.server.state import ServerState
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+SCRIPT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {
+        "description": "no such script on this server",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
+}
 
 
 class BodyLimit:
@@ -114,18 +120,14 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
 
     app.add_api_route(
         "/install.sh", serve_script("install.sh", "text/x-shellscript"), methods=["GET"], tags=["install"],
-        response_class=PlainTextResponse, responses={404: {"model": schemas_error()}},
+        response_class=PlainTextResponse, responses=SCRIPT_RESPONSES,
     )
     app.add_api_route(
         "/install.ps1", serve_script("install.ps1", "text/plain"), methods=["GET"], tags=["install"],
-        response_class=PlainTextResponse, responses={404: {"model": schemas_error()}},
+        response_class=PlainTextResponse, responses=SCRIPT_RESPONSES,
     )
     for module in (enroll, stations, procedures, runs, stream):
         app.include_router(module.router)
     return app
 
 
-def schemas_error() -> type:
-    from tofu_tui.server.errors import ErrorBody
-
-    return ErrorBody

@@ -39,4 +39,5 @@ def sign(secret: str, message: str) -> str:
 
 
 def signature_ok(secret: str, message: str, signature: str) -> bool:
-    return hmac.compare_digest(sign(secret, message), signature)
+    # compare_digest refuses non-ASCII str: compare bytes, so a mangled URL is just wrong.
+    return hmac.compare_digest(sign(secret, message).encode(), signature.encode("utf-8", "replace"))

@@ -1,0 +1,52 @@
+"""Runs started from outside the daemon: `tofu-tui run --procedure` through a running
+daemon (its events followed live over the control socket), and `tofu-tui run --upload`
+putting a finished local run into the station's upload queue."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from tofu_tui.models.commands import RunCommand
+from tofu_tui.models.events import Event, RunFinished, UploadQueued
+from tofu_tui.models.run import RunCreate
+from tofu_tui.station.config import ConfigError, load_config
+from tofu_tui.station.control import ControlClient, ControlError
+from tofu_tui.station.paths import StationPaths
+from tofu_tui.station.queue import AttachmentFile, UploadQueue
+
+
+async def run_via_daemon(paths: StationPaths, command: RunCommand, on_event: Callable[[Event], None]) -> RunFinished:
+    """Ask the daemon to run the active deployment of a linked procedure (id, name or
+    identifier in `command.procedure_id`) and follow it to its end.
+
+    Raises ControlError when no daemon runs, CommandRefused with the daemon's reason
+    (unknown procedure, a run already in flight, ...)."""
+    client = await ControlClient(paths).connect()
+    try:
+        await client.subscribe()  # before the command: no event of the run is missed
+        answer = await client.command(command)
+        execution_id = answer["execution_id"]
+        async for event in client.events():
+            if event.execution_id != execution_id:
+                continue
+            on_event(event)
+            if isinstance(event, RunFinished):
+                return event
+        raise ControlError("The station daemon stopped during the run; its result is in the daemon's queue "
+                           "if it finished.")
+    finally:
+        await client.close()
+
+
+def queue_local_run(paths: StationPaths, run: RunCreate, attachments: Iterable[AttachmentFile] = (),
+                    *, execution_id: str = "") -> UploadQueued:
+    """Commit a finished run to this station's upload queue; the daemon uploads it."""
+    try:
+        installation = load_config(paths).installation_id
+    except ConfigError as exc:
+        raise ConfigError(f"Uploading needs an enrolled station. {exc}") from None
+    queue = UploadQueue(paths.ensure(), installation)
+    try:
+        return queue.enqueue(run.model_dump(mode="json", exclude_none=True), attachments, execution_id=execution_id)
+    finally:
+        queue.close()
