@@ -113,7 +113,7 @@ class LocalBackend:
     async def status(self) -> StationStatus:
         if self.task.done():
             raise self._gone()
-        return await asyncio.to_thread(self.daemon.status)  # SQLite reads: keep keys responsive
+        return self.daemon.status()  # on the loop, as the control socket does: its SQLite is the loop's
 
     async def events(self) -> AsyncIterator[Event]:
         if self.task.done():
