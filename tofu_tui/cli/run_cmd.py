@@ -46,6 +46,7 @@ def _load_ui_values(path: str | None) -> dict[str, dict[str, Any]] | None:
 @click.option("--upload/--no-upload", default=False, help="Queue the run for upload (needs a registered station).")
 @click.option("--procedure-id", metavar="ID", help="TofuPilot procedure id for the payload.")
 @click.option("--headless", is_flag=True, help="Never wait for an operator: unanswered prompts fail fast.")
+@click.option("--tui", is_flag=True, help="Show the run in the operator console (prompts answered there).")
 def run(
     path: Path,
     as_json: bool,
@@ -58,6 +59,7 @@ def run(
     upload: bool,
     procedure_id: str | None,
     headless: bool,
+    tui: bool,
 ) -> None:
     """Run the procedure at PATH (a directory holding procedure.yaml, or a .yaml file)."""
     if upload:
@@ -68,6 +70,8 @@ def run(
             err=True,
         )
         sys.exit(EXIT_USAGE)
+    if tui and (as_json or headless):
+        raise click.UsageError("--tui shows the run in the console: it does not go with --json or --headless.")
     values = _load_ui_values(ui_values)
 
     from tofu_tui.procedure.execute import RunOptions
@@ -85,6 +89,10 @@ def run(
         unit={k: v for k, v in unit.items() if v is not None},
         procedure_id=procedure_id,
     )
+    if tui:
+        from tofu_tui.tui.run_backend import run_in_console
+
+        sys.exit(run_in_console(path, options))
     sys.exit(run_procedure(path, options, as_json=as_json))
 
 
