@@ -53,7 +53,8 @@ def test_runs_from_stream_and_control_socket_reach_the_server(fake: FakeServer, 
     paths = station_paths(enrolled)
     sha1 = repo.procedure("v1")
     deploy(fake, repo, "d1", sha1)
-    send_command(paths, PullCommand())
+    pulled = run_cli(["pull"], env={"TOFU_TUI_HOME": str(enrolled)})  # through the daemon
+    assert pulled.returncode == 0 and f"Board test: {sha1[:12]} active" in pulled.stdout
     daemon.event("deployment_pulled", deployment_id="d1", status="active")
     status = json.loads(run_cli(["status", "--json"], env={"TOFU_TUI_HOME": str(enrolled)}).stdout)
     assert status["daemon_running"] and status["procedures"][0]["active"]["sha"] == sha1

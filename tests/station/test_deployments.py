@@ -160,3 +160,26 @@ def test_old_versions_are_collected_but_rollback_target_kept(manager: Deployment
     manager.sync(current(link("p1", "Board test", "d2", None, repo.url) | {
         "deployment": {"id": "d2", "commit": {"sha": dirs[2].name}, "repository": {"url": repo.url}}}))
     assert manager.active("p1").deployment_id == "d2"  # rollback: instant, no fetch
+
+
+def test_redeploying_a_commit_already_here_needs_no_remote(manager: DeploymentManager, repo: Repo,
+                                                           tmp_path: Path) -> None:
+    sha = repo.procedure("v1")
+    manager.sync(current(link("p1", "Board test", "d1", sha, repo.url)))
+    first = manager.active("p1")
+    manager.sync(current(link("p1", "Board test", "d1-again", sha, str(tmp_path / "gone"))))
+    again = manager.active("p1")
+    assert again.deployment_id == "d1-again" and again.checkout == first.checkout
+
+
+def test_pyproject_makes_a_venv_even_with_tool_settings_only(manager: DeploymentManager, repo: Repo,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UV_OFFLINE", "1")
+    pyproject = '[project]\nname = "bench"\nversion = "0"\ndependencies = []\n\n[tool.ruff]\nline-length = 100\n'
+    sha = repo.procedure("v1", extra={"pyproject.toml": pyproject})
+    manager.sync(current(link("p1", "Board test", "d1", sha, repo.url)))
+    version = manager.active("p1")
+    assert Path(version.python).parent.parent == version.directory / ".venv"
+    sha2 = repo.procedure("v2", extra={"pyproject.toml": "[tool.ruff]\nline-length = 90\n"})
+    manager.sync(current(link("p1", "Board test", "d2", sha2, repo.url)))
+    assert manager.active("p1").deployment_id == "d2"  # tool settings only: nothing to install

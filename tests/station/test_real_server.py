@@ -14,7 +14,7 @@ from tests.conftest import run_cli
 from tests.station.daemonproc import Daemon, wait_until
 from tests.station.gitrepo import Repo
 from tests.station.realserver import RealServer
-from tofu_tui.models.commands import RunCommand
+from tofu_tui.models.commands import PullCommand, RunCommand
 from tofu_tui.station.control import send_command
 from tofu_tui.station.paths import station_paths
 
@@ -70,6 +70,7 @@ def test_run_command_from_the_dashboard_reaches_the_server(server: RealServer, h
         status = json.loads(run_cli(["status", "--json"], env={"TOFU_TUI_HOME": str(home)}).stdout)
         assert status["connected"] and status["procedures"][0]["runs_today"] == 1
         assert status["queue"] == {"pending": 0, "backoff": 0, "parked": 0}
+        assert status["uptime"]["days"][-1]["uptime"] is not None and status["uptime"]["days"][0]["uptime"] is None
     finally:
         daemon.stop()
 
@@ -139,3 +140,41 @@ def test_queue_uploads_run_and_attachment_once_to_the_real_server(server: RealSe
     assert Drainer(queue, client, lambda e: None).drain() is None
     (parked,) = queue.entries()
     assert parked.state == "parked" and "not linked" in (parked.last_error or "")
+
+
+def test_real_server_token_errors_say_to_generate_a_new_one(server: RealServer, home: Path) -> None:
+    _station_id, token = server.station()
+    env = {"TOFU_TUI_HOME": str(home)}
+    assert run_cli(["login", "--url", server.url, "--token", token], env=env).returncode == 0
+    again = run_cli(["login", "--url", server.url, "--token", token], env=env)
+    assert again.returncode == 1 and "already used" in again.stderr and "dashboard" in again.stderr
+    unknown = run_cli(["login", "--url", server.url, "--token", "z" * 64], env=env)
+    assert unknown.returncode == 1 and "does not know" in unknown.stderr
+    assert "valid" in run_cli(["whoami"], env=env).stdout  # the failed attempts kept the good key
+
+
+async def test_embedded_daemon_for_the_console(server: RealServer, home: Path, tmp_path: Path) -> None:
+    import asyncio
+
+    from tofu_tui.station.daemon import StationDaemon
+
+    station_id = enroll(server, home)
+    repo = Repo(tmp_path / "repo")
+    repo.procedure("v1")
+    procedure_id = server.procedure("Board test", repo.url, station_id)
+    server.deploy(procedure_id)
+    daemon = StationDaemon(station_paths(home), handle_signals=False)
+    task = asyncio.create_task(daemon.run())
+    await asyncio.wait_for(daemon.started.wait(), 30)
+    events = daemon.subscribe()
+    await daemon.handle_command(PullCommand())
+    await daemon.handle_command(RunCommand(procedure_id=procedure_id, serial_number="SN-EMB", part_number="PN1"))
+    kinds = []
+    while "upload_succeeded" not in kinds:
+        event = await asyncio.wait_for(events.get(), 30)
+        assert event is not None
+        kinds.append(event.type)
+    assert kinds.index("run_started") < kinds.index("run_finished") < kinds.index("upload_queued")
+    assert daemon.status().queue.pending == 0
+    daemon.request_stop("console quit")
+    assert await asyncio.wait_for(task, 30) == 0

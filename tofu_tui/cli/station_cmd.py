@@ -256,15 +256,28 @@ def status(as_json: bool) -> None:
 def pull() -> None:
     """Sync deployments now (through the daemon when it runs)."""
     from tofu_tui.models.commands import PullCommand
-    from tofu_tui.station.control import ControlError, send_command
+    from tofu_tui.station.control import ControlError, NoDaemon, send_command
 
     paths = _paths()
     try:
-        send_command(paths, PullCommand(), timeout=120.0)
-        click.echo("The station daemon is pulling its deployments now.")
+        result = send_command(paths, PullCommand(), timeout=600.0)
+    except NoDaemon:
+        result = None  # sync in this process instead
+    except ControlError as exc:
+        _fail(f"{exc} Check `tofu-tui status`.")
+    if result is not None:
+        from tofu_tui.models.status import LinkedProcedure
+
+        procedures = [LinkedProcedure.model_validate(p) for p in result.get("procedures", [])]
+        for procedure in procedures:
+            active = f"{procedure.active.sha[:12]} active" if procedure.active else "no version ready"
+            click.echo(f"{procedure.name}: {active}")
+            if procedure.staged is not None:
+                staged = procedure.staged
+                click.echo(f"  {staged.sha[:12]} {staged.status}" + (f": {staged.error}" if staged.error else ""))
+        if not procedures:
+            click.echo("No procedure is linked to this station.")
         return
-    except ControlError:
-        pass
     from tofu_tui.station.snapshot import pull_once
 
     try:

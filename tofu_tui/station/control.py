@@ -37,6 +37,10 @@ class ControlError(Exception):
     """No daemon to talk to, or it refused the request; the message says why."""
 
 
+class NoDaemon(ControlError):
+    """Nothing listens on the control socket: no daemon runs for this station."""
+
+
 class CommandRefused(ControlError):
     """The daemon received the command and refused it (e.g. unknown procedure)."""
 
@@ -140,7 +144,7 @@ class ControlServer:
                     await send({"type": "reply", "ok": True})
                 else:
                     await send({"type": "reply", "ok": False, "error": f"unknown request {kind!r}"})
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError):  # ValueError: a line over the limit
             pass
         finally:
             if forwarder is not None:
@@ -167,7 +171,7 @@ def _windows_address(paths: StationPaths) -> tuple[int, str]:
         data = json.loads(paths.control_token.read_text())
         return int(data["port"]), str(data["token"])
     except (OSError, ValueError, KeyError):
-        raise ControlError("No station daemon is running.") from None
+        raise NoDaemon("No station daemon is running.") from None
 
 
 def daemon_running(paths: StationPaths) -> bool:
@@ -190,7 +194,7 @@ def _roundtrip(paths: StationPaths, message: dict[str, Any], timeout: float) -> 
             sock.connect(str(paths.control_socket))
             token = ""
     except OSError:
-        raise ControlError("No station daemon is running.") from None
+        raise NoDaemon("No station daemon is running.") from None
     with sock, sock.makefile("rwb") as stream:
         try:
             if IS_WINDOWS:
@@ -242,7 +246,7 @@ class ControlClient:
                 self._reader, self._writer = await asyncio.open_unix_connection(
                     str(self.paths.control_socket), limit=_LIMIT)
         except OSError:
-            raise ControlError("No station daemon is running.") from None
+            raise NoDaemon("No station daemon is running.") from None
         self._reader_task = asyncio.create_task(self._read())
         if IS_WINDOWS and not (await self._replies.get()).get("ok"):
             raise ControlError("The station daemon refused the control token.")
@@ -260,7 +264,7 @@ class ControlClient:
                         continue
                 else:
                     self._replies.put_nowait(message)
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError):  # ValueError: a line over the limit
             pass
         finally:
             self._events.put_nowait(None)

@@ -14,7 +14,7 @@ import dataclasses
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -85,8 +85,13 @@ async def wait_event(event: asyncio.Event, timeout: float) -> None:
 
 class StationDaemon:
     def __init__(self, paths: StationPaths, *, say: Say | None = None,
-                 event_sinks: list[Callable[[Event], None]] | None = None) -> None:
+                 event_sinks: list[Callable[[Event], None]] | None = None, handle_signals: bool = True) -> None:
+        """`handle_signals=False` when embedded (the console running the engine in its
+        own process): the host calls `request_stop()` itself. `started` is set once the
+        control socket listens and `status()`, `subscribe()`, `handle_command()` work."""
         self.paths = paths
+        self.handle_signals = handle_signals
+        self.started = asyncio.Event()
         self.say: Say = say or (lambda level, event, fields: None)
         self.extra_sinks = event_sinks or []
         self.exit_code = EXIT_OK
@@ -151,16 +156,19 @@ class StationDaemon:
         self.bus.add_sink(self._run_log)
         self.control = ControlServer(self.paths, self)
         await self.control.start()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, self._on_signal)
+        if self.handle_signals:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(signum, self._on_signal)
         self.ledger.mark(RUNNING)
         self.say("info", "daemon_started", {"station_id": self.config.station_id,
                                             "station_name": self.config.station_name,
                                             "server_url": self.config.server_url, "pid": os.getpid(),
                                             "queue": self.queue.counts().model_dump()})
-        self._tasks = [asyncio.create_task(coro) for coro in (
-            self._poll_loop(), self._drain_loop(), self.presence.run(), self._ledger_loop())]
+        self._tasks = [asyncio.create_task(self._supervised(name, loop_fn)) for name, loop_fn in (
+            ("deployments", self._poll_loop), ("drain", self._drain_loop), ("presence", self.presence.run),
+            ("ledger", self._ledger_loop))]
+        self.started.set()
         try:
             await self._stop.wait()
         finally:
@@ -245,6 +253,19 @@ class StationDaemon:
                                                         "parked": counts.parked}}
 
     # --- loops ------------------------------------------------------------------------
+    async def _supervised(self, name: str, loop_fn: Callable[[], Awaitable[None]]) -> None:
+        """Keep a loop alive: a bug in one part must not silently stop uploads or presence."""
+        while True:
+            try:
+                await loop_fn()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.say("error", "loop_crashed", {"loop": name, "message": f"{type(exc).__name__}: {exc}",
+                                                   "restart_in_s": 5})
+                await asyncio.sleep(5)
+
     async def _ledger_loop(self) -> None:
         while True:
             self.ledger.mark(RUNNING)

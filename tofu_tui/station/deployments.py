@@ -154,33 +154,41 @@ class DeploymentManager:
         try:
             if url is None:
                 raise gitfetch.GitError("the deployment names no repository URL")
-            # Another deployment of the same commit may already be ready: share its folder.
+            # Another deployment of the same commit may already be ready: share its folder
+            # (a checkout depends on the commit only), and its environment if same subfolder.
             twin = self.conn.execute(
                 "SELECT * FROM deployments WHERE procedure_id = ? AND sha = ? AND status = 'ready' AND "
-                "subpath = ? AND deployment_id != ?", (link.id, sha, ref.path or "", ref.id)).fetchone()
-            if twin is not None and Path(twin["checkout"]).is_dir():
-                python = twin["python"]
-            else:
+                "deployment_id != ? AND checkout IS NOT NULL", (link.id, sha, ref.id)).fetchone()
+            if twin is None or not Path(twin["checkout"]).is_dir():
+                twin = None
                 repo = gitfetch.fetch_commit(self.paths.repos, url, sha, self.git, self.credentials)
                 if checkout.exists():  # left half-made by a crash: never trusted
                     gitfetch.remove_tree(checkout)
                 gitfetch.checkout(repo, sha, checkout)
-                directory = checkout / (ref.path or "")
-                if not (directory / "procedure.yaml").is_file() and not (directory / "procedure.yml").is_file():
-                    raise gitfetch.GitError(f"no procedure.yaml in {ref.path or 'the repository root'} at "
-                                            f"commit {sha[:12]}")
+            directory = checkout / (ref.path or "")
+            if not (directory / "procedure.yaml").is_file() and not (directory / "procedure.yml").is_file():
+                raise gitfetch.GitError(f"no procedure.yaml in {ref.path or 'the repository root'} at "
+                                        f"commit {sha[:12]}")
+            if twin is not None and (twin["subpath"] or "") == (ref.path or ""):
+                python = twin["python"]
+            else:
                 python = pyenv.prepare(directory, checkout)
         except (gitfetch.GitError, pyenv.EnvError, OSError) as exc:
-            reason = str(exc)
-            self.conn.execute("UPDATE deployments SET status = 'failed', error = ?, updated_at = ? "
-                              "WHERE deployment_id = ?", (reason, self.clock(), ref.id))
-            self.conn.execute("UPDATE procedures SET last_error = ? WHERE procedure_id = ?", (reason, link.id))
-            if reason != previous_error:
-                    self.emit(DeploymentPulled(procedure_id=link.id, deployment_id=ref.id, sha=sha, status="failed",
-                                           message=reason))
+            self._failed(link, ref, str(exc), previous_error)
+            return
+        except Exception as exc:  # any other failure still must not replace the good version
+            self._failed(link, ref, f"{type(exc).__name__}: {exc}", previous_error)
             return
         self.conn.execute("UPDATE deployments SET status = 'ready', checkout = ?, python = ?, error = NULL, "
                           "updated_at = ? WHERE deployment_id = ?", (str(checkout), python, self.clock(), ref.id))
+
+    def _failed(self, link: ProcedureLink, ref: DeploymentRef, reason: str, previous_error: str | None) -> None:
+        self.conn.execute("UPDATE deployments SET status = 'failed', error = ?, updated_at = ? "
+                          "WHERE deployment_id = ?", (reason, self.clock(), ref.id))
+        self.conn.execute("UPDATE procedures SET last_error = ? WHERE procedure_id = ?", (reason, link.id))
+        if reason != previous_error:  # reported once, not on every poll
+            self.emit(DeploymentPulled(procedure_id=link.id, deployment_id=ref.id, sha=ref.commit.sha,
+                                       status="failed", message=reason))
 
     # --- runs -------------------------------------------------------------------------
     def resolve(self, id_or_name: str) -> sqlite3.Row:

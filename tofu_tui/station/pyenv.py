@@ -64,6 +64,8 @@ def prepare(procedure_dir: Path, root: Path) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOFU_TUI_")}
     env.pop("VIRTUAL_ENV", None)
     _run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], declared.parent, env, "creating the venv")
+    if declared.name == "pyproject.toml" and "project" not in tomllib.loads(declared.read_text(encoding="utf-8")):
+        return str(venv_python(venv))  # tool settings only: an empty environment
     _run([uv, "pip", "install", "--quiet", "--python", str(venv_python(venv)), "-r", declared.name],
          declared.parent, env, f"installing {declared.relative_to(root)}")
     return str(venv_python(venv))

@@ -13,6 +13,7 @@ import re
 import shutil
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -98,21 +99,21 @@ class UploadQueue:
         self.conn.execute("COMMIT")
 
     # --- writing ------------------------------------------------------------------------
-    def mint_ref(self) -> str:
-        """`<installation id>_<counter>`: the counter is committed before it is used."""
-        with self._txn() as conn:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'run_counter'").fetchone()
-            counter = int(row["value"]) + 1 if row else 1
-            conn.execute("INSERT INTO meta(key, value) VALUES ('run_counter', ?) "
-                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(counter),))
+    def _mint(self, conn: sqlite3.Connection) -> str:
+        """`<installation id>_<counter>`, inside the caller's transaction: the counter
+        and the run that uses it are committed together, never one without the other."""
+        row = conn.execute("SELECT value FROM meta WHERE key = 'run_counter'").fetchone()
+        counter = int(row["value"]) + 1 if row else 1
+        conn.execute("INSERT INTO meta(key, value) VALUES ('run_counter', ?) "
+                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(counter),))
         return f"{self.installation_id}_{counter}"
 
     def enqueue(self, payload: dict[str, Any], attachments: Iterable[AttachmentFile] = (),
                 *, execution_id: str = "") -> UploadQueued:
         """Commit a finished run (and copies of its files); returns the event to publish."""
-        ref = payload.get("client_run_ref") or self.mint_ref()
-        payload = {**payload, "client_run_ref": ref}
-        folder = self.paths.attachments / ref
+        # Files first, into a folder of their own: a crash before the commit leaves only
+        # an orphan folder, never a queue entry pointing at missing files.
+        folder = self.paths.attachments / uuid.uuid4().hex
         copies: list[tuple[str, str]] = []
         for index, attachment in enumerate(attachments):
             folder.mkdir(parents=True, exist_ok=True)
@@ -121,6 +122,8 @@ class UploadQueue:
             copies.append((attachment.name, str(target)))
         now = self.clock()
         with self._txn() as conn:
+            ref = payload.get("client_run_ref") or self._mint(conn)
+            payload = {**payload, "client_run_ref": ref}
             cursor = conn.execute(
                 "INSERT INTO queue(client_run_ref, payload, procedure_id, serial_number, outcome, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -135,6 +138,20 @@ class UploadQueue:
                 (execution_id or payload.get("execution_id") or "", ref, payload.get("procedure_id"),
                  payload.get("deployment_id"), payload.get("outcome"), now))
         return UploadQueued(queue_id=queue_id, client_run_ref=ref)
+
+    def delete(self, queue_ids: list[int]) -> int:
+        """Drop entries and their attachment copies."""
+        if not queue_ids:
+            return 0
+        marks = ",".join("?" * len(queue_ids))
+        with self._txn() as conn:
+            folders = {Path(row["path"]).parent for row in conn.execute(
+                f"SELECT path FROM queue_attachments WHERE queue_id IN ({marks})", queue_ids)}
+            count = conn.execute(f"DELETE FROM queue WHERE id IN ({marks})", queue_ids).rowcount
+        for folder in folders:
+            if folder.parent == self.paths.attachments:
+                shutil.rmtree(folder, ignore_errors=True)
+        return count
 
     def retry(self, queue_id: int | None = None) -> int:
         """Make parked or backing-off entries due now; returns how many."""
@@ -154,17 +171,10 @@ class UploadQueue:
 
     def remove(self, queue_id: int | None = None) -> int:
         """Drop one entry (or all with None): its run will never be uploaded."""
-        with self._txn() as conn:
-            if queue_id is not None:
-                self._require(queue_id)
-                rows = conn.execute("SELECT client_run_ref FROM queue WHERE id = ?", (queue_id,)).fetchall()
-                conn.execute("DELETE FROM queue WHERE id = ?", (queue_id,))
-            else:
-                rows = conn.execute("SELECT client_run_ref FROM queue").fetchall()
-                conn.execute("DELETE FROM queue")
-        for row in rows:
-            shutil.rmtree(self.paths.attachments / row["client_run_ref"], ignore_errors=True)
-        return len(rows)
+        if queue_id is not None:
+            self._require(queue_id)
+            return self.delete([queue_id])
+        return self.delete([int(row["id"]) for row in self.conn.execute("SELECT id FROM queue")])
 
     # --- reading ------------------------------------------------------------------------
     def _require(self, queue_id: int) -> sqlite3.Row:
@@ -288,7 +298,6 @@ class Drainer:
                          (exc.message, queue_id))
             self.emit(UploadParked(queue_id=queue_id, client_run_ref=ref, error=exc.message))
             return True
-        conn.execute("DELETE FROM queue WHERE id = ?", (queue_id,))
-        shutil.rmtree(self.queue.paths.attachments / ref, ignore_errors=True)
+        self.queue.delete([queue_id])
         self.emit(UploadSucceeded(queue_id=queue_id, client_run_ref=ref, run_id=str(run_id)))
         return True
