@@ -5,6 +5,7 @@ the daemon running with the run on the server."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from tests.station.daemonproc import Daemon, wait_until
 from tests.station.realserver import RealServer
 from tests.tui.conftest import screen_text, toasts
 from tofu_tui.models.commands import RunCommand, UiResponseCommand
+from tofu_tui.station.control import send_command
 from tofu_tui.tui import daemon_backend
 from tofu_tui.tui.app import StationConsole
 from tofu_tui.tui.backend import BackendUnavailable
@@ -120,3 +122,25 @@ async def test_daemon_holding_the_lock_without_a_socket_says_what_to_do(station:
     # in connect() conflicts with it even from this process).
     with lock, pytest.raises(BackendUnavailable, match="service stop"):
         await daemon_backend.connect(station.paths)
+
+
+@pytest.mark.timeout(60)
+async def test_attach_mid_run_shows_the_run_and_its_waiting_prompt(station: Station, daemon: Daemon) -> None:
+    # A run started elsewhere (the CLI here; the dashboard alike) waits on its prompt.
+    answer = await asyncio.to_thread(send_command, station.paths, RunCommand(
+        procedure_id=station.procedure_id, serial_number="S77", part_number="P7"))
+    await asyncio.to_thread(daemon.event, "ui_request", 20, execution_id=answer["execution_id"])
+    backend = await daemon_backend.connect(station.paths)
+    assert backend is not None
+    app = StationConsole(backend, status_interval=3600)
+    async with app.run_test(size=WIDE, notifications=True) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, PromptForm) and "Inspection note" in screen_text(app),
+                    "the waiting prompt")
+        assert "S77" in screen_text(app)
+        await pilot.press("o", "k", "enter")
+        await until(pilot, lambda: "Run finished: PASS" in toasts(app), "the run to pass")
+        await pilot.press("q")
+        await pilot.pause()
+    assert daemon.proc.poll() is None
+    (summary,) = await asyncio.to_thread(wait_until, station.server.runs, 20, "the run on the server")
+    assert station.server.run(summary["id"])["unit"]["serial_number"] == "S77"

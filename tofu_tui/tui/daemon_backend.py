@@ -63,16 +63,18 @@ async def connect(paths: StationPaths | None = None) -> DaemonBackend | None:
     deadline = asyncio.get_running_loop().time() + STARTING_GRACE_S
     while True:
         if _socket_exists(paths):
+            client = ControlClient(paths)
             try:
-                client = await ControlClient(paths).connect()
-                await client.status()  # a socket file that answers is a daemon
-            except ControlError as exc:
+                async with asyncio.timeout(STARTING_GRACE_S):
+                    await client.connect()
+                    await client.status()  # a socket file that answers is a daemon
+            except (ControlError, TimeoutError):
+                await client.close()
                 if not daemon_holds_lock(paths):
                     return None  # the stale socket of a daemon that died; the engine replaces it
                 if asyncio.get_running_loop().time() >= deadline:
-                    raise _unreachable(paths, f"refuses connections ({exc})") from None
-            except PermissionError:
-                raise _unreachable(paths, "may not be opened by this user") from None
+                    raise _unreachable(paths, "does not answer (another user's, or the daemon is stuck)") \
+                        from None
             else:
                 return DaemonBackend(paths, client)
         elif not daemon_holds_lock(paths):

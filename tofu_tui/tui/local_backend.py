@@ -17,7 +17,6 @@ import contextlib
 import json
 import logging
 import logging.handlers
-import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -51,18 +50,12 @@ class _StationLog:
         self.handler.setLevel(logging.INFO)
         logging.getLogger("tofu_tui").addHandler(self.handler)
         self.last_error: str | None = None
-        self.loop = asyncio.get_running_loop()
-        self.loop_thread = threading.get_ident()
-        self.started = asyncio.Event()
-        self.failed = False
 
     def say(self, level: str, event: str, fields: dict[str, Any]) -> None:
         self.logger.log(logging.getLevelNamesMapping().get(level.upper(), logging.INFO),
                         json.dumps({"ts": format_ts(utc_now()), "level": level, "event": event, **fields}, default=str))
         if level == "error" and fields.get("message"):
             self.last_error = str(fields["message"])
-        if event == "daemon_started" and threading.get_ident() == self.loop_thread:
-            self.started.set()
 
     def close(self) -> None:
         logging.getLogger("tofu_tui").removeHandler(self.handler)
@@ -79,11 +72,13 @@ async def start(paths: StationPaths | None = None) -> LocalBackend:
         raise BackendUnavailable(f"No station daemon is running, and the console cannot run this station: {exc}") \
             from None
     log = _StationLog(paths.ensure())
-    daemon = StationDaemon(paths, say=log.say)
+    # The console owns the terminal and its signals (SIGHUP of a lost SSH session ends
+    # it, and quitting stops the engine through close()).
+    daemon = StationDaemon(paths, say=log.say, handle_signals=False)
     task = asyncio.create_task(daemon.run(), name="station-engine")
-    started = asyncio.create_task(log.started.wait())
+    started = asyncio.create_task(daemon.started.wait())
     await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
-    if not log.started.is_set():
+    if not daemon.started.is_set():
         started.cancel()
         log.close()
         with contextlib.suppress(Exception):
