@@ -25,9 +25,9 @@ def ok(args: list[str]) -> dict[str, object]:
     return body
 
 
-@pytest.fixture
-def started(tmp_path: Path) -> Iterator[tuple[Path, str, subprocess.Popen[str]]]:
-    data = tmp_path / "srv"
+@pytest.fixture(scope="module")
+def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str, subprocess.Popen[str]]]:
+    data = tmp_path_factory.mktemp("admin") / "srv"
     init = ok(["server", "init", "--data", str(data), "--json"])
     assert set(init) == {"api_key", "url"} and str(init["api_key"]).startswith("tofu_u_")
     assert (data / "admin.toml").stat().st_mode & 0o777 == 0o600
@@ -46,6 +46,16 @@ def started(tmp_path: Path) -> Iterator[tuple[Path, str, subprocess.Popen[str]]]
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=10)
+
+
+def test_admin_errors_are_plain_sentences(started: tuple[Path, str, subprocess.Popen[str]], tmp_path: Path) -> None:
+    data, _url, _proc = started
+    missing = run_cli(["server", "deploy", "ghost", "--data", str(data)])
+    assert missing.returncode == 1 and "No procedure with id or name 'ghost'" in missing.stderr
+    nowhere = run_cli(["server", "station", "create", "x", "--data", str(tmp_path / "empty")])
+    assert nowhere.returncode == 2 and "server init" in nowhere.stderr
+    down = run_cli(["server", "station", "create", "x", "--url", "http://127.0.0.1:9", "--key", "k"])
+    assert down.returncode == 1 and "Cannot reach the server" in down.stderr
 
 
 def test_init_start_station_login_procedure_link_deploy(started: tuple[Path, str, subprocess.Popen[str]], tmp_path: Path) -> None:
@@ -75,6 +85,11 @@ def test_init_start_station_login_procedure_link_deploy(started: tuple[Path, str
     commands = bench.post("/api/cli/heartbeat", json={}).json()["commands"]
     assert commands[-1] == {"name": "Run", "id": sent["id"], "procedure_id": procedure["id"], "serial_number": "SN-1"}
 
+    back = ok(["server", "rollback", "FVT", str(deployed["id"]), *d])
+    assert back == {"id": deployed["id"], "sha": sha}
+    other_key = ok(["server", "key", "create", *d])["api_key"]
+    assert httpx.get(url + "/api/v2/stations", headers={"Authorization": f"Bearer {other_key}"}).status_code == 200
+
     again = ok(["server", "station", "token", "bench-1", *d])
     assert again["id"] == station["id"] and again["token"] != station["token"]
     ok(["server", "unlink", station["id"], procedure["id"], *d])
@@ -83,13 +98,3 @@ def test_init_start_station_login_procedure_link_deploy(started: tuple[Path, str
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=15) == 0
     assert proc.stderr is not None and "stopped" in proc.stderr.read()
-
-
-def test_admin_errors_are_plain_sentences(started: tuple[Path, str, subprocess.Popen[str]], tmp_path: Path) -> None:
-    data, _url, _proc = started
-    missing = run_cli(["server", "deploy", "ghost", "--data", str(data)])
-    assert missing.returncode == 1 and "No procedure with id or name 'ghost'" in missing.stderr
-    nowhere = run_cli(["server", "station", "create", "x", "--data", str(tmp_path / "empty")])
-    assert nowhere.returncode == 2 and "server init" in nowhere.stderr
-    down = run_cli(["server", "station", "create", "x", "--url", "http://127.0.0.1:9", "--key", "k"])
-    assert down.returncode == 1 and "Cannot reach the server" in down.stderr

@@ -157,3 +157,27 @@ def test_errors_reach_the_official_client_as_its_typed_errors(server: Server) ->
         admin.stations.get(id="nope")
     with pytest.raises(errors.ErrorUNAUTHORIZED):
         stranger.stations.list()
+
+
+def test_deployments_and_current_station_parse_in_the_official_client(server: Server, tmp_path: Path) -> None:
+    from tests.server.conftest import make_repo
+
+    _repo, sha = make_repo(tmp_path / "repo", {"procedure.yaml": "name: FVT\n"}, message="release 1")
+    station_id = server.station("Bench A")
+    procedure_id = server.procedure("FVT", {"url": str(tmp_path / "repo"), "branch": "main"})
+    server.link(station_id, procedure_id)
+    deployment_id = server.admin.post("/api/v2/deployments", json={"procedure_id": procedure_id}).json()["id"]
+
+    admin = official(server)
+    listed = admin.deployments.list(procedure_ids=[procedure_id])
+    assert [(d.id, d.commit.sha if d.commit else None, d.status) for d in listed.data] == [(deployment_id, sha, "ready")]
+    got = admin.deployments.get(id=deployment_id)
+    assert got.commit is not None and got.commit.message == "release 1" and got.commit.branch is not None
+    assert [s.id for s in got.stations] == [station_id]
+    assert admin.stations.get(id=station_id).procedures[0].deployment.commit.sha == sha  # type: ignore[union-attr]
+
+    station = official(server, server.enroll(station_id)["api_key"])
+    current = station.stations.get_current()
+    deployment = current.procedures[0].deployment
+    assert deployment is not None and deployment.commit is not None and deployment.commit.sha == sha
+    assert deployment.repository is not None and deployment.repository.name == "repo"

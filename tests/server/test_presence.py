@@ -105,6 +105,9 @@ def test_unknown_command_and_run_of_unlinked_procedure_are_refused(server: Serve
     other = server.procedure("other")
     refused = server.admin.post(f"/api/v2/stations/{station_id}/commands", json={"name": "Run", "procedure_id": other})
     assert refused.status_code == 409 and refused.json()["code"] == "not_linked"
+    huge = {"name": "Run", "procedure_id": _procedure_id, "ui_values": {"identify": {"note": "x" * 70_000}}}
+    too_big = server.admin.post(f"/api/v2/stations/{station_id}/commands", json=huge)
+    assert too_big.status_code == 422 and too_big.json()["code"] == "command_too_large"
 
 
 def test_oversized_and_malformed_messages_do_not_break_the_stream(server: Server, enrolled: tuple[str, str, str]) -> None:
@@ -185,3 +188,34 @@ def test_daily_uptime_rules() -> None:
         (date(2026, 1, 2), 0.0),
         (date(2026, 1, 3), 0.5),
     ]
+
+
+def test_idle_stream_is_pinged_and_keeps_the_station_seen(tmp_path: object, clock: FakeClock) -> None:
+    from pathlib import Path
+
+    import httpx
+
+    from tests.server.fixtures import start_server
+
+    with start_server(Path(str(tmp_path)) / "fast", clock=clock, ws_ping_interval=0.3) as (url, key, _d, handle):
+        admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"})
+        station_id = admin.post("/api/v2/stations", json={"name": "b"}).json()["id"]
+        token = admin.post(f"/api/v2/stations/{station_id}/setup-token").json()["token"]
+        station_key = httpx.post(url + "/api/cli/login/redeem", json={"token": token}).json()["api_key"]
+        server = Server(url, key, Path(str(tmp_path)), admin, clock, handle)
+        with open_stream(server, station_key) as ws:
+            sync(ws)
+            clock.advance(minutes=5)
+            assert receive_until(ws, "ping", timeout=10)[0] == {"type": "ping"}
+            sync(ws)
+            seen = admin.get(f"/api/v2/stations/{station_id}").json()["last_seen_at"]
+            assert seen == clock.now.isoformat().replace("+00:00", "Z")
+
+
+def test_repository_names_for_display() -> None:
+    from tofu_tui.server.gitrepo import describe
+
+    assert describe("https://github.com/acme/fvt.git") == describe("git@github.com:acme/fvt.git")
+    assert (describe("https://gitlab.example.com/hw/bench/fvt").owner, describe("https://gitlab.example.com/hw/bench/fvt").provider) == ("bench", "gitlab")
+    local = describe("/srv/git/procedures/fvt")
+    assert (local.owner, local.name) == ("procedures", "fvt")

@@ -155,7 +155,8 @@ class Run(Base):
     started_at: Mapped[datetime]
     ended_at: Mapped[datetime]
     created_at: Mapped[datetime]
-    document: Mapped[dict[str, Any]]
+    # The validated request body, verbatim (JSON text): written once, read whole.
+    document: Mapped[str] = mapped_column(Text)
 
 
 class Attachment(Base):

@@ -8,12 +8,14 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tofu_tui.server import db
-from tofu_tui.server.keys import new_id
+from tofu_tui.server.errors import APIError
+from tofu_tui.server.keys import digest, new_id
 from tofu_tui.server.settings import Settings
 
 
@@ -47,6 +49,22 @@ class Hub:
             loop.call_soon_threadsafe(event.set)
 
 
+@dataclass(frozen=True)
+class Principal:
+    kind: str  # "user" | "station"
+    key_id: str
+    station_id: str | None
+
+    @property
+    def is_user(self) -> bool:
+        return self.kind == "user"
+
+    def check_station(self, station_id: str) -> None:
+        """A station key reaches only its own station's data."""
+        if not self.is_user and self.station_id != station_id:
+            raise APIError(403, "forbidden", "A station key can only access its own station.")
+
+
 class ServerState:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -54,6 +72,33 @@ class ServerState:
         self.sessions = db.make_sessionmaker(self.engine)
         self.hub = Hub()
         self.secret = ""
+        # Key hash -> principal. Every revocation goes through this process and clears it.
+        self._keys: dict[str, Principal] = {}
+        self._keys_lock = threading.Lock()
+
+    def authenticate(self, session: Session, key: str | None) -> Principal:
+        if not key:
+            raise APIError(401, "unauthorized", "Missing API key: send 'Authorization: Bearer <key>'.")
+        hashed = digest(key)
+        cached = self._keys.get(hashed)
+        if cached is not None:
+            return cached
+        row = session.execute(select(db.ApiKey).where(db.ApiKey.key_hash == hashed)).scalar_one_or_none()
+        if row is None:
+            raise APIError(401, "unauthorized", "Unknown API key: check the key or create a new one.")
+        if row.revoked_at is not None:
+            raise APIError(401, "key_revoked", "This API key was revoked: enroll again with a new setup token.")
+        principal = Principal(kind=row.kind, key_id=row.id, station_id=row.station_id)
+        with self._keys_lock:
+            if len(self._keys) > 10_000:
+                self._keys.clear()
+            self._keys[hashed] = principal
+        return principal
+
+    def keys_revoked(self) -> None:
+        """Call after revoking keys (commit first)."""
+        with self._keys_lock:
+            self._keys.clear()
 
     def now(self):  # type: ignore[no-untyped-def]
         return self.settings.now()

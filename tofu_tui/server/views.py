@@ -60,14 +60,20 @@ def get_or_404(session: Session, model: type[T], ident: str, what: str) -> T:
     return row
 
 
-def connection_status(state: ServerState, station: db.Station) -> str:
+def connection_status(state: ServerState, station: db.Station, session: Session | None = None) -> str:
+    """Connected: a stream is open here, or the station heartbeated within the grace."""
     if state.hub.connected(station.id):
         return "connected"
-    if station.last_seen_at is not None:
-        age = (state.now() - station.last_seen_at).total_seconds()
-        if age <= state.settings.heartbeat_grace_seconds:
-            # Open heartbeat interval, or a stream another worker holds.
-            return "connected"
+    if station.last_seen_at is None or session is None:
+        return "disconnected"
+    last_beat = session.execute(
+        select(db.Presence.ended_at)
+        .where(db.Presence.station_id == station.id, db.Presence.kind == "heartbeat")
+        .order_by(db.Presence.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if last_beat is not None and (state.now() - last_beat).total_seconds() <= state.settings.heartbeat_grace_seconds:
+        return "connected"
     return "disconnected"
 
 
@@ -126,7 +132,7 @@ def station_out(session: Session, state: ServerState, station: db.Station) -> sc
             for p in linked_procedures(session, station.id)
         ],
         organization_slug=state.settings.organization_slug,
-        connection_status=connection_status(state, station),  # type: ignore[arg-type]
+        connection_status=connection_status(state, station, session),  # type: ignore[arg-type]
         last_seen_at=station.last_seen_at,
     )
 

@@ -78,6 +78,7 @@ def redeem(body: schemas.RedeemIn, session: SessionDep, state: StateDep) -> sche
     station.mac_address = body.mac_address
     station.cli_version = body.cli_version
     session.commit()
+    state.keys_revoked()
     return schemas.RedeemOut(
         api_key=key,
         station_id=station.id,
@@ -141,4 +142,5 @@ def revoke_key(id: str, session: SessionDep, state: StateDep, _: UserKey) -> sch
         raise APIError(404, "not_found", f"No key with id {id!r}.")
     row.revoked_at = row.revoked_at or state.now()
     session.commit()
+    state.keys_revoked()
     return schemas.IdOut(id=id)

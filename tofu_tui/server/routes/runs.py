@@ -12,20 +12,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
-from sqlalchemy import asc, delete, desc, select
+from pydantic import ValidationError
+from sqlalchemy import Table, and_, asc, bindparam, delete, desc, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
 from tofu_tui.models.run import RunCreate
 from tofu_tui.server import db, schemas
-from tofu_tui.server.deps import AnyKey, Principal, SessionDep, StateDep, UserKey
+from tofu_tui.server.deps import AnyKey, Principal, SessionDep, StateDep, UserKey, bearer
 from tofu_tui.server.errors import ERROR_RESPONSES, APIError, forbidden
 from tofu_tui.server.keys import new_id, sign, signature_ok
 from tofu_tui.server.state import ServerState
-from tofu_tui.server.views import MAX_LIMIT, base_url, duration, get_or_404, paginate, stable_id
+from tofu_tui.server.views import MAX_LIMIT, base_url, duration, paginate, stable_id
 
 router = APIRouter(responses=ERROR_RESPONSES)
 
@@ -38,29 +39,27 @@ _INDEXED = {
 }
 
 
-def _uid() -> str:
-    return str(uuid.uuid4())
-
-
-def _document(body: RunCreate) -> dict[str, Any]:
-    """The run's nested parts, with ids minted once so reads are stable."""
-    doc = body.model_dump(mode="json", exclude=_INDEXED, exclude_none=True)
-    for phase, phase_in in zip(doc.get("phases", []), body.phases, strict=True):
-        phase["id"] = _uid()
-        for m, m_in in zip(phase.get("measurements", []), phase_in.measurements, strict=True):
-            m["id"] = _uid()
-            validators = m.setdefault("validators", [])
+def _read_document(run: db.Run) -> dict[str, Any]:
+    """The run body as the client sent it (stored verbatim, validated), shaped for reading:
+    ids derived from the run's id and positions, deprecated limits as validators."""
+    doc: dict[str, Any] = json.loads(run.document)
+    phases = doc.get("phases") or []
+    for p_index, phase in enumerate(phases):
+        phase["id"] = stable_id(run.id, "phase", str(p_index))
+        measurements = phase.get("measurements") or []
+        for m_index, m in enumerate(measurements):
+            m["id"] = stable_id(run.id, "measurement", str(p_index), str(m_index))
             # Deprecated limits become validators, as TofuPilot converts them.
-            m.pop("lower_limit", None)
-            m.pop("upper_limit", None)
-            if m_in.lower_limit is not None:
-                validators.append({"operator": ">=", "expected_value": m_in.lower_limit})
-            if m_in.upper_limit is not None:
-                validators.append({"operator": "<=", "expected_value": m_in.upper_limit})
-            if not validators:
-                m.pop("validators")
-    for log in doc.get("logs", []):
-        log["id"] = _uid()
+            limits = [(">=", m.pop("lower_limit", None)), ("<=", m.pop("upper_limit", None))]
+            extra = [{"operator": op, "expected_value": value} for op, value in limits if value is not None]
+            if extra:
+                m["validators"] = (m.get("validators") or []) + extra
+        phase["measurements"] = measurements
+    doc["phases"] = phases
+    logs = doc.get("logs") or []
+    for index, log in enumerate(logs):
+        log["id"] = stable_id(run.id, "log", str(index))
+    doc["logs"] = logs
     return doc
 
 
@@ -87,49 +86,100 @@ def _check_run(body: RunCreate) -> str:
     return body.procedure_id
 
 
-@router.post("/api/v2/runs", response_model=schemas.RunCreateOut, tags=["runs"], responses={409: ERROR_RESPONSES[400]})
-def create_run(body: RunCreate, session: SessionDep, state: StateDep, principal: AnyKey) -> schemas.RunCreateOut:
-    """Store a run. A `client_run_ref` already seen returns the run it created."""
-    procedure_id = _check_run(body)
-    if body.client_run_ref:
-        existing = _by_ref(session, body.client_run_ref)
-        if existing is not None:
-            return _replay(existing, principal)
-    get_or_404(session, db.Procedure, procedure_id, "procedure")
-    if not principal.is_user and session.get(db.StationProcedure, (principal.station_id, procedure_id)) is None:
-        raise forbidden("This station is not linked to that procedure: link it on the dashboard first.")
-    run = db.Run(
-        id=new_id(),
-        procedure_id=procedure_id,
-        station_id=principal.station_id,
-        created_by_key_id=principal.key_id,
-        client_run_ref=body.client_run_ref,
-        outcome=body.outcome,
-        serial_number=body.serial_number.strip(),
-        part_number=body.part_number,
-        revision_number=body.revision_number,
-        batch_number=body.batch_number,
-        procedure_version=body.procedure_version,
-        deployment_id=body.deployment_id,
-        execution_id=body.execution_id,
-        slot_key=body.slot_key,
-        slot_name=body.slot_name,
-        started_at=body.started_at,
-        ended_at=body.ended_at,
-        created_at=state.now(),
-        document=_document(body),
+_RUNS: Table = db.Run.__table__  # type: ignore[assignment]
+_INSERT_RUN = insert(_RUNS)
+_PROCEDURE_AND_LINK = (
+    select(db.Procedure.id, db.StationProcedure.station_id)
+    .select_from(db.Procedure)
+    .outerjoin(
+        db.StationProcedure,
+        and_(
+            db.StationProcedure.procedure_id == db.Procedure.id,
+            db.StationProcedure.station_id == bindparam("station_id"),
+        ),
     )
-    session.add(run)
+    .where(db.Procedure.id == bindparam("procedure_id"))
+)
+
+RUN_CREATE_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RunCreate"}}},
+}
+
+
+def _parse_run(raw: bytes) -> RunCreate:
     try:
-        session.commit()
-    except IntegrityError:
-        # Another request with the same reference won the race: answer with its run.
-        session.rollback()
-        existing = _by_ref(session, body.client_run_ref or "")
-        if existing is None:
-            raise
-        return _replay(existing, principal)
-    return schemas.RunCreateOut(id=run.id)
+        return RunCreate.model_validate_json(raw)
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise APIError(400, "invalid_json", "The request body is not valid JSON: send a JSON object.") from None
+        issues = [f"body.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}".rstrip(".") if e["loc"] else f"body: {e['msg']}" for e in exc.errors()]
+        raise APIError(422, "validation_error", "The run is invalid: " + "; ".join(issues[:5]), issues) from None
+
+
+@router.post(
+    "/api/v2/runs",
+    response_model=schemas.RunCreateOut,
+    tags=["runs"],
+    responses={409: ERROR_RESPONSES[400], 413: ERROR_RESPONSES[400]},
+    openapi_extra={"requestBody": RUN_CREATE_BODY},
+    dependencies=[Depends(bearer)],
+)
+async def create_run(request: Request) -> Response:
+    """Store a run. A `client_run_ref` already seen returns the run it created."""
+    # The hot path of every station: parsed straight from the bytes, stored verbatim,
+    # no thread hop (SQLite takes one writer at a time anyway).
+    state: ServerState = request.app.state.server
+    raw = await request.body()
+    header = request.headers.get("authorization", "")
+    key = header[7:].strip() if header[:7].lower() == "bearer " else None
+    with state.sessions() as session:
+        principal = state.authenticate(session, key)
+    body = _parse_run(raw)
+    procedure_id = _check_run(body)
+    run_id = new_id()
+    with state.engine.connect() as conn:
+        # Core statements built once: the compiled-statement cache does the rest.
+        found = conn.execute(_PROCEDURE_AND_LINK, {"procedure_id": procedure_id, "station_id": principal.station_id}).first()
+        if found is None:
+            raise APIError(404, "not_found", f"No procedure with id {procedure_id!r}.")
+        if not principal.is_user and found[1] is None:
+            raise forbidden("This station is not linked to that procedure: link it on the dashboard first.")
+        try:
+            conn.execute(
+                _INSERT_RUN,
+                {
+                    "id": run_id,
+                    "procedure_id": procedure_id,
+                    "station_id": principal.station_id,
+                    "created_by_key_id": principal.key_id,
+                    "client_run_ref": body.client_run_ref,
+                    "outcome": body.outcome,
+                    "serial_number": body.serial_number.strip(),
+                    "part_number": body.part_number,
+                    "revision_number": body.revision_number,
+                    "batch_number": body.batch_number,
+                    "procedure_version": body.procedure_version,
+                    "deployment_id": body.deployment_id,
+                    "execution_id": body.execution_id,
+                    "slot_key": body.slot_key,
+                    "slot_name": body.slot_name,
+                    "started_at": body.started_at,
+                    "ended_at": body.ended_at,
+                    "created_at": state.now(),
+                    "document": raw.decode("utf-8"),
+                },
+            )
+            conn.commit()
+        except IntegrityError:
+            # The reference was seen before (a retry, or a concurrent twin): its run.
+            conn.rollback()
+            with state.sessions() as session:
+                existing = _by_ref(session, body.client_run_ref or "")
+                if existing is None:  # e.g. the procedure was deleted meanwhile
+                    raise APIError(409, "conflict", "The run could not be stored; retry it.") from None
+                run_id = _replay(existing, principal).id
+    return Response(content=b'{"id":"' + run_id.encode() + b'"}', media_type="application/json")
 
 
 def _by_ref(session: Session, ref: str) -> db.Run | None:
@@ -218,10 +268,9 @@ def _parse_dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def _summary(run: db.Run, procedure_name: str, station_name: str | None) -> dict[str, Any]:
+def _summary(run: db.Run, doc: dict[str, Any], procedure_name: str, station_name: str | None) -> dict[str, Any]:
     part_number = run.part_number or ""
     revision = run.revision_number or ""
-    doc = run.document
     return {
         "id": run.id,
         "created_at": run.created_at,
@@ -282,21 +331,21 @@ def upload_url(request: Request, state: ServerState, attachment_id: str) -> str:
 def get_run(id: str, request: Request, session: SessionDep, state: StateDep, principal: AnyKey) -> schemas.RunOut:
     run = _readable(session, id, principal)
     procs, stations = _names(session, [run])
-    doc = run.document
+    doc = _read_document(run)
     attachments = session.execute(
         select(db.Attachment)
         .where(db.Attachment.run_id == id, db.Attachment.status != "pending")
         .order_by(db.Attachment.created_at, db.Attachment.id)
     ).scalars()
     return schemas.RunOut(
-        **_summary(run, procs.get(run.procedure_id, ""), stations.get(run.station_id or "")),
+        **_summary(run, doc, procs.get(run.procedure_id, ""), stations.get(run.station_id or "")),
         config=[
             schemas.ConfigOut(key=c["key"], value=c["value"], variable_id=c.get("variable_id"), version=c.get("version"), source=c.get("source"))
-            for c in doc.get("config", [])
+            for c in doc.get("config") or []
         ],
         secrets=[
             schemas.SecretOut(key=c["key"], variable_id=c.get("variable_id"), version=c.get("version"), source=c.get("source"))
-            for c in doc.get("secrets", [])
+            for c in doc.get("secrets") or []
         ],
         phases=[
             schemas.PhaseOut(
@@ -308,10 +357,10 @@ def get_run(id: str, request: Request, session: SessionDep, state: StateDep, pri
                 duration=duration(_parse_dt(p["started_at"]), _parse_dt(p["ended_at"])),
                 retry_count=p.get("retry_count") or 0,
                 sequence_path=p.get("sequence_path"),
-                measurements=[_measurement(m) for m in p.get("measurements", [])],
+                measurements=[_measurement(m) for m in p["measurements"]],
                 docstring=p.get("docstring"),
             )
-            for p in doc.get("phases", [])
+            for p in doc["phases"]
         ],
         sequences=[
             schemas.SequenceOut(
@@ -328,7 +377,7 @@ def get_run(id: str, request: Request, session: SessionDep, state: StateDep, pri
                 if s.get("started_at") and s.get("ended_at")
                 else None,
             )
-            for s in doc.get("sequences", [])
+            for s in doc.get("sequences") or []
         ],
         attachments=[
             schemas.AttachmentOut(
@@ -341,11 +390,11 @@ def get_run(id: str, request: Request, session: SessionDep, state: StateDep, pri
                 id=log["id"], level=log["level"], timestamp=log["timestamp"], message=log["message"],
                 source_file=log.get("source_file", "unknown"), line_number=log.get("line_number", 0),
             )
-            for log in doc.get("logs", [])
+            for log in doc["logs"]
         ],
         sub_units=[
             schemas.SubUnit(id=stable_id("unit", sn, ""), serial_number=sn, part_number="", part_name=None)
-            for sn in doc.get("sub_units", [])
+            for sn in doc.get("sub_units") or []
         ],
         unit_metadata=doc.get("unit_metadata"),
     )
@@ -413,13 +462,21 @@ def list_runs(
     if not principal.is_user:
         query = query.where(db.Run.station_id == principal.station_id)
     order = asc if sort_order == "asc" else desc
-    sort_column: Any = (db.Run.ended_at - db.Run.started_at) if sort_by == "duration" else getattr(db.Run, sort_by)
+    sort_column: Any = getattr(db.Run, sort_by, None)
+    if sort_by == "duration":
+        # SQLite keeps datetimes as text: subtract their Julian days instead.
+        sqlite = session.get_bind().dialect.name == "sqlite"
+        sort_column = (
+            func.julianday(db.Run.ended_at) - func.julianday(db.Run.started_at)
+            if sqlite
+            else db.Run.ended_at - db.Run.started_at
+        )
     query = query.order_by(order(sort_column), order(db.Run.seq))
     rows, meta = paginate(session, query, limit, cursor)
     procs, stations = _names(session, rows)
     return schemas.RunList(
         data=[
-            schemas.RunSummary(**_summary(r, procs.get(r.procedure_id, ""), stations.get(r.station_id or "")))
+            schemas.RunSummary(**_summary(r, json.loads(r.document), procs.get(r.procedure_id, ""), stations.get(r.station_id or "")))
             for r in rows
         ],
         meta=meta,

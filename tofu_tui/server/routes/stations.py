@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
@@ -78,7 +79,7 @@ def list_stations(
                 name=station.name,
                 procedures=[schemas.NamedRef(id=p.id, name=p.name) for p in procs],
                 procedures_count=len(procs),
-                connection_status=connection_status(state, station),  # type: ignore[arg-type]
+                connection_status=connection_status(state, station, session),  # type: ignore[arg-type]
                 created_at=station.created_at,
             )
         )
@@ -117,14 +118,25 @@ def remove_station(id: str, session: SessionDep, state: StateDep, _: UserKey) ->
     """Revoke the station's key; archive it when runs reference it, else delete it."""
     station = get_or_404(session, db.Station, id, "station")
     now = state.now()
-    for key in session.execute(select(db.ApiKey).where(db.ApiKey.station_id == id)).scalars():
-        key.revoked_at = key.revoked_at or now
     session.execute(delete(db.SetupToken).where(db.SetupToken.station_id == id))
     session.execute(delete(db.StationProcedure).where(db.StationProcedure.station_id == id))
-    station.archived_at = now
-    # The name is free again for a new station.
-    station.name = f"{station.name[:40]}~{id[:8]}"
+    has_runs = session.execute(select(db.Run.seq).where(db.Run.station_id == id).limit(1)).first() is not None
+    for key in session.execute(select(db.ApiKey).where(db.ApiKey.station_id == id)).scalars():
+        key.revoked_at = key.revoked_at or now
+        if not has_runs:
+            # Kept, revoked: its station answers "revoked", not "unknown key".
+            key.station_id = None
+    if has_runs:
+        station.archived_at = now
+        # The name is free again for a new station.
+        station.name = f"{station.name[:40]}~{id[:8]}"
+    else:
+        session.flush()
+        for table in (db.Command, db.StationEvent, db.Presence):
+            session.execute(delete(table).where(table.station_id == id))
+        session.delete(station)
     session.commit()
+    state.keys_revoked()
     return schemas.IdOut(id=id)
 
 
@@ -165,6 +177,8 @@ def send_command(
             raise APIError(409, "not_linked", "That procedure is not linked to this station: link it first.")
     payload = command.model_dump(mode="json", exclude_none=True)
     payload.pop("id", None)
+    if len(json.dumps(payload)) > state.settings.max_stream_message_bytes - 200:
+        raise APIError(422, "command_too_large", "The command exceeds the stream's 60 kB message cap: send smaller ui_values.")
     command_id = state.queue_command(session, id, payload)
     session.commit()
     connected = state.hub.connected(id)
@@ -209,16 +223,10 @@ def uptime(
     intervals = session.execute(
         select(db.Presence.started_at, db.Presence.ended_at).where(db.Presence.station_id == id)
     ).all()
-    now = state.now()
-    grace = state.settings.heartbeat_grace_seconds
-    spans = []
-    for start, end in intervals:
-        spans.append((start, end))
-    table = daily_uptime(spans, created_at=station.created_at, now=now, days=days)
-    del grace
+    table = daily_uptime(list(intervals), created_at=station.created_at, now=state.now(), days=days)
     return schemas.UptimeOut(
         days=[schemas.UptimeDay(date=d, uptime=u) for d, u in table],
-        connection_status=connection_status(state, station),  # type: ignore[arg-type]
+        connection_status=connection_status(state, station, session),  # type: ignore[arg-type]
         last_seen_at=station.last_seen_at,
     )
 

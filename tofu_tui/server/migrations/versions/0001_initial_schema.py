@@ -175,7 +175,7 @@ def upgrade() -> None:
         sa.Column("started_at", tofu_tui.server.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("ended_at", tofu_tui.server.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_at", tofu_tui.server.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("document", sa.JSON(), nullable=False),
+        sa.Column("document", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(
             ["procedure_id"],
             ["procedures.id"],
