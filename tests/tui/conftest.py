@@ -52,9 +52,9 @@ def snap_compare(snapshot: SnapshotAssertion) -> Callable[..., bool]:
 
 async def settle(pilot: Pilot[Any], backend: ScriptedBackend) -> None:
     """Wait until the console has taken every scripted event and redrawn."""
-    for _ in range(200):
+    for _ in range(2000):
         await pilot.pause()
-        if backend.pending() == 0:
+        if backend.pending() <= 0:
             break
     await pilot.pause()
     app = pilot.app
@@ -93,3 +93,14 @@ CELL_WIDTH = 12.2  # pixels per cell in Textual's SVG export
 def toasts(app: App[Any]) -> str:
     """The notifications on screen now, one per line (toasts wrap, so read them whole)."""
     return "\n".join(str(toast.render()) for toast in app.screen.query("Toast"))
+
+
+async def shows(pilot: Pilot[Any], text: str, *, absent: bool = False) -> bool:
+    """Whether the screen shows `text` (or, `absent`, stops showing it) within a
+    bounded number of event-loop turns; for what settles a few frames later
+    (resizes, screens being dismissed) on a loaded machine."""
+    for _ in range(100):
+        if (text in screen_text(pilot.app)) != absent:
+            return True
+        await pilot.pause()
+    return False

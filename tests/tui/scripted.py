@@ -55,7 +55,8 @@ class ScriptedBackend:
         self.closed = False
         self.unreachable: str | None = None
         self.status_calls = 0
-        self.delivered = 0
+        self.emitted = len(self._script)
+        self.handled = 0
 
     @property
     def mode(self) -> BackendMode:
@@ -82,20 +83,25 @@ class ScriptedBackend:
         while True:
             event = await queue.get()
             if event is None:
+                self.handled += 1
                 return
-            self.delivered += 1
             yield event
+            # The consumer came back for more: it has handled this event.
+            self.handled += 1
 
     def emit(self, *events: Event) -> None:
         queue = self._ensure_queue()
         for event in events:
             queue.put_nowait(event)
+        self.emitted += len(events)
 
     def hang_up(self) -> None:
         self._ensure_queue().put_nowait(None)
+        self.emitted += 1
 
     def pending(self) -> int:
-        return self._queue.qsize() if self._queue is not None else len(self._script)
+        """Events not yet handled by the console."""
+        return self.emitted - self.handled
 
     async def send(self, command: Command) -> str | None:
         self.sent.append(command)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.tui import scenarios
-from tests.tui.conftest import screen_text, settle, toasts
+from tests.tui.conftest import screen_text, settle, shows, toasts
 from tests.tui.scenarios import EXEC
 from tests.tui.scripted import ScriptedBackend, fixed_clock, ts
 from tofu_tui.models.commands import (
@@ -109,7 +109,7 @@ async def test_live_run_shows_phases_measurements_limits_and_log() -> None:
         await settle(pilot, backend)
         text = screen_text(app)
         notices = toasts(app)
-    assert "FAIL  Charger Board EOL 2.4.0  SN CB-2611-0400  PN CB-100 rev C  33.7 s" in text
+    assert " FAIL   Charger Board EOL 2.4.0  SN CB-2611-0400  PN CB-100 rev C  33.7 s" in text
     assert "Board Temperature  FAIL             91.3 °C  ≤ 85" in text
     assert "Input Voltage      PASS             12.04 V  ≥ 11.5, ≤ 12.5" in text
     assert "Thermal Soak         FAIL     29.9 s" in text
@@ -389,10 +389,7 @@ async def test_narrow_terminal_switches_between_station_and_run() -> None:
         assert "Live run" in text
         assert "Procedures" not in text
         await pilot.press("v")
-        await pilot.pause()
-        assert "Procedures" in screen_text(app)
+        assert await shows(pilot, "Procedures")
         await pilot.resize_terminal(160, 48)
-        await pilot.pause()
-        text = screen_text(app)
-        assert "Procedures" in text
-        assert "Live run" in text
+        assert await shows(pilot, "Live run")
+        assert "Procedures" in screen_text(app)

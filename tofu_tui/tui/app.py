@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from rich.text import Text
 from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
@@ -62,11 +64,14 @@ from tofu_tui.tui.panels import (
     queue_summary,
 )
 from tofu_tui.tui.state import LEVELS, ConsoleState
-from tofu_tui.tui.uptime import UptimePanel
+from tofu_tui.tui.uptime import UptimePanel, uptime_summary
 
 Clock = Callable[[], datetime]
 
-NARROW_BELOW = 120  # columns: below this the station and the run take turns
+NARROW_BELOW = 120
+# Event handling runs in slices so keys and redraws get the loop between them.
+CONSUME_SLICE_S = 0.004
+CONSUME_PAUSE_S = 0.004
 
 STATION_EVENTS = (DeploymentPulled, UploadQueued, UploadSucceeded, UploadParked, UploadBackoff, ConnectivityChanged)
 
@@ -103,14 +108,17 @@ class StationConsole(App[None]):
     #procedures-box { height: auto; max-height: 14; }
     #deployment-box { height: auto; }
     #queue-box { height: 1fr; min-height: 5; }
-    #queue-detail { height: auto; max-height: 4; margin-top: 1; }
+    #queue-detail { height: auto; max-height: 4; }
+    QueueTable { margin-bottom: 1; }
     #run-panel { width: 1fr; }
     #uptime-box { height: auto; }
     Screen.narrow #side { width: 1fr; }
     Screen.narrow.view-run #side { display: none; }
     Screen.narrow.view-run #uptime-box { display: none; }
     Screen.narrow.view-station #run-panel { display: none; }
-    Screen.narrow #procedures-box { max-height: 7; }
+    Screen.narrow #procedures-box { max-height: 6; }
+    Screen.narrow #queue-detail { max-height: 1; }
+    Screen.narrow QueueTable { margin-bottom: 0; }
     DataTable { background: $surface; }
     """
 
@@ -163,10 +171,12 @@ class StationConsole(App[None]):
         *,
         clock: Clock = system_clock,
         status_interval: float = 5.0,
-        tick_interval: float = 1 / 15,
+        tick_interval: float = 1 / 10,
         log_capacity: int = 5000,
+        freeze_gc: bool = False,
     ) -> None:
         super().__init__()
+        self.freeze_gc = freeze_gc
         self.backend = backend
         self.clock = clock
         self.status_interval = status_interval
@@ -177,6 +187,7 @@ class StationConsole(App[None]):
         self.view = "station"
         self.last_unit: dict[str, Any] = {}
         self.set_aside: set[str] = set()  # prompts the operator put aside
+        self.answered: set[str] = set()  # accepted answers, until the engine closes them
         self._status_pending = False
         self._subscription: asyncio.Task[None] | None = None
 
@@ -212,6 +223,11 @@ class StationConsole(App[None]):
         self.set_interval(self.status_interval, self.request_status)
         self.request_status()
         self._subscription = asyncio.create_task(self._consume())
+        if self.freeze_gc:
+            # The widgets, styles and modules alive after start-up stay for the whole
+            # session; freezing them keeps full GC passes during a log flood short
+            # (measured: 100-450 ms pauses otherwise on a busy 2-core bench PC).
+            self.call_after_refresh(gc.freeze)
         if not self.is_headless:
             # A dropped SSH session sends SIGHUP: exit instead of spinning on a dead tty.
             with contextlib.suppress(NotImplementedError, AttributeError, ValueError, RuntimeError):
@@ -230,6 +246,13 @@ class StationConsole(App[None]):
         main = self.screen_stack[0] if self.screen_stack else self.screen
         narrow = width < NARROW_BELOW
         main.set_class(narrow, "narrow")
+        with contextlib.suppress(NoMatches):
+            # Narrow: the deployment folds to a line each and uptime's figures go
+            # into its title, so the queue keeps room for its rows.
+            main.query_one(DeploymentPanel).set_compact(narrow)
+            main.query_one(UptimePanel).set_summary(not narrow)
+            self._title_uptime(narrow)
+            self._show_queue_detail()
         main.set_class(self.view == "run", "view-run")
         main.set_class(self.view == "station", "view-station")
 
@@ -294,6 +317,16 @@ class StationConsole(App[None]):
         self._show_queue_detail()
         self.main_screen.query_one("#queue-box").border_title = queue_summary(status)
         self.main_screen.query_one(UptimePanel).set_uptime(status.uptime)
+        self._title_uptime(self.size.width < NARROW_BELOW)
+
+    def _title_uptime(self, narrow: bool) -> None:
+        box = self.main_screen.query_one("#uptime-box")
+        if narrow and self.status is not None:
+            title = Text("Uptime ")
+            title.append_text(uptime_summary(self.status.uptime))
+            box.border_title = title
+        else:
+            box.border_title = "Uptime · 90 days"
 
     @on(DataTable.RowHighlighted, "#procedures")
     def _procedure_highlighted(self) -> None:
@@ -301,10 +334,11 @@ class StationConsole(App[None]):
 
     @on(DataTable.RowHighlighted, "#queue")
     def _show_queue_detail(self) -> None:
-        entry = self.main_screen.query_one(QueueTable).selected()
+        table = self.main_screen.query_one(QueueTable)
+        entry = table.selected()
         detail = self.main_screen.query_one("#queue-detail", Static)
-        detail.update(queue_detail(entry) if entry is not None else "")
-        detail.display = entry is not None
+        detail.update(queue_detail(entry, compact=self.size.width < NARROW_BELOW))
+        table.display = entry is not None
 
     @on(DataTable.RowSelected, "#procedures")
     def _procedure_selected(self) -> None:
@@ -313,14 +347,17 @@ class StationConsole(App[None]):
     # --- events --------------------------------------------------------------------------
 
     async def _consume(self) -> None:
-        handled = 0
+        loop = asyncio.get_running_loop()
+        slice_end = loop.time() + CONSUME_SLICE_S
         try:
             async for event in self.backend.events():
                 self.handle_event(event)
-                handled += 1
-                if handled % 200 == 0:
-                    # A flood arrives without pauses: let keys and redraws in.
-                    await asyncio.sleep(0)
+                if loop.time() >= slice_end:
+                    # A flood arrives without pauses. A key press travels through
+                    # several message queues, each needing a turn of the loop:
+                    # a real pause (not sleep(0)) lets all of them run.
+                    await asyncio.sleep(CONSUME_PAUSE_S)
+                    slice_end = loop.time() + CONSUME_SLICE_S
         except BackendUnavailable as exc:
             self.status_error = str(exc)
         else:
@@ -346,6 +383,7 @@ class StationConsole(App[None]):
                     if event.reason != "answered":
                         self.notify(f"The prompt closed: {event.reason}.", severity="warning")
             self.set_aside.discard(event.request_id)
+            self.answered.discard(event.request_id)
         elif isinstance(event, RunFinished):
             self.notify(
                 f"Run finished: {event.outcome}",
@@ -368,7 +406,9 @@ class StationConsole(App[None]):
 
     def _open_prompt(self, request_id: str) -> None:
         prompt = self.state.prompts.get(request_id)
-        if prompt is None or any(form.request_id == request_id for form in self._open_forms()):
+        if prompt is None or request_id in self.answered:
+            return
+        if any(form.request_id == request_id for form in self._open_forms()):
             return
         if self._open_forms():
             return  # one prompt at a time; the next opens when this one closes
@@ -379,7 +419,10 @@ class StationConsole(App[None]):
             title = f"{request.slot} · {title}"
 
         async def submit(values: dict[str, Any]) -> str | None:
-            return await self.backend.send(UiResponseCommand(request_id=request_id, values=values))
+            reason = await self.backend.send(UiResponseCommand(request_id=request_id, values=values))
+            if reason is None:
+                self.answered.add(request_id)
+            return reason
 
         def closed(answered: bool | None) -> None:
             if not answered and request_id in self.state.prompts:
@@ -392,7 +435,7 @@ class StationConsole(App[None]):
 
     def _open_next_prompt(self) -> None:
         for request_id in self.state.prompts:
-            if request_id not in self.set_aside:
+            if request_id not in self.set_aside and request_id not in self.answered:
                 self._open_prompt(request_id)
                 return
 
@@ -478,7 +521,7 @@ class StationConsole(App[None]):
         self.push_screen(ConfirmScreen(question, detail, label), confirmed)
 
     def action_answer(self) -> None:
-        if not self.state.prompts:
+        if not set(self.state.prompts) - self.answered:
             self.notify("No prompt is waiting for an answer.")
             return
         self.set_aside.clear()

@@ -336,6 +336,7 @@ class PromptForm(ModalScreen[bool]):
     PromptForm #form-error { color: red; text-style: bold; display: none; height: auto; }
     PromptForm #buttons { height: 1; align-horizontal: right; }
     PromptForm #buttons Button { margin-left: 1; min-width: 12; }
+    PromptForm #keys { width: 1fr; }
     PromptForm RadioSet, PromptForm SelectionList { height: auto; max-height: 8; width: 1fr; }
     PromptForm Switch { height: 1; border: none; padding: 0; width: auto; }
     PromptForm Switch:focus { border: none; background: $boost; }
@@ -376,6 +377,7 @@ class PromptForm(ModalScreen[bool]):
                 for index, component in enumerate(self.components):
                     yield from self._compose_field(index, component)
             with Horizontal(id="buttons"):
+                yield Static(Text(f"Enter or ctrl+s: {self.submit_label.lower()} · Esc: {self.later_label.lower()}", style="bright_black"), id="keys")
                 yield Button(self.later_label, id="later", compact=True)
                 yield Button(self.submit_label, id="submit", variant="primary", compact=True)
 

@@ -67,7 +67,7 @@ def run_console() -> int:
         except BackendUnavailable as exc:
             print(f"tofu-tui: {exc}", file=sys.stderr)
             return 1
-        await StationConsole(backend).run_async()
+        await StationConsole(backend, freeze_gc=True).run_async()
         return 0
 
     return asyncio.run(main())

@@ -7,10 +7,11 @@ from datetime import datetime
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable
 
 from tofu_tui.tui.logview import LogView
 from tofu_tui.tui.state import ConsoleState, RunView, format_duration, format_limits, format_value
+from tofu_tui.tui.textline import TextLine
 
 OUTCOME_STYLES = {
     "PASS": "bold green",
@@ -21,6 +22,16 @@ OUTCOME_STYLES = {
     "SKIP": "bright_black",
     "UNSET": "yellow",
     None: "bold cyan",
+}
+
+
+BADGE_STYLES = {
+    "RUNNING": "bold black on cyan",
+    "PASS": "bold black on green",
+    "FAIL": "bold bright_white on red",
+    "ERROR": "bold bright_white on red",
+    "TIMEOUT": "bold black on dark_orange",
+    "ABORTED": "bold bright_white on magenta",
 }
 
 
@@ -37,7 +48,8 @@ def parse_ts(ts: str) -> datetime | None:
 
 def unit_line(run: RunView, now: datetime) -> Text:
     text = Text(no_wrap=True, overflow="ellipsis")
-    text.append_text(outcome_text(run.outcome))
+    badge = run.outcome or "RUNNING"
+    text.append(f" {badge} ", style=BADGE_STYLES.get(badge, "reverse"))
     text.append(f"  {run.procedure}", style="bold")
     if run.version:
         text.append(f" {run.version}", style="bright_black")
@@ -73,10 +85,12 @@ class PhaseTable(DataTable[Text | str]):
         self.add_column("Value", key="value")
         self.add_column("Limits", key="limits")
 
-    def show(self, run: RunView | None) -> None:
+    def show(self, run: RunView | None, waiting: set[tuple[str | None, str]] | None = None) -> None:
+        """`waiting`: (slot, phase) pairs with a prompt open for the operator."""
         self.clear()
         if run is None:
             return
+        waiting = waiting or set()
         slots = len({slot for slot, _ in run.phases}) > 1
         for phase in run.phases.values():
             name = phase.name if not slots or phase.slot is None else f"{phase.slot}/{phase.name}"
@@ -84,7 +98,9 @@ class PhaseTable(DataTable[Text | str]):
                 name += f" (retry {phase.attempt})"
             self.add_row(
                 Text(name, style="bold"),
-                outcome_text(phase.outcome, "running" if run.running else "—"),
+                Text("answer (a)", style="bold yellow")
+                if phase.outcome is None and (phase.slot, phase.key) in waiting
+                else outcome_text(phase.outcome, "running" if run.running else "—"),
                 format_duration(phase.duration_ms),
                 "",
                 Text(phase.error.strip().splitlines()[-1], style="red") if phase.error else "",
@@ -120,23 +136,23 @@ class RunPanel(Vertical):
         self._seen = -1
 
     def compose(self) -> ComposeResult:
-        yield Static(id="run-title")
+        yield TextLine(id="run-title")
         yield PhaseTable(id="phases")
-        yield Static(id="log-title")
+        yield TextLine(id="log-title")
         yield LogView(self.state.log, id="log")
 
     def sync(self, now: datetime, *, force: bool = False) -> None:
         run = self.state.run
-        title = self.query_one("#run-title", Static)
+        title = self.query_one("#run-title", TextLine)
         if run is None:
-            title.update(Text("No run yet. Select a procedure and press r to start one.", style="bright_black"))
+            title.set(Text("No run yet. Select a procedure and press r to start one.", style="bright_black"))
         else:
-            title.update(unit_line(run, now))
+            title.set(unit_line(run, now))
         if force or self.state.version != self._seen:
             self._seen = self.state.version
             phases = self.query_one(PhaseTable)
             phases.display = run is not None
-            phases.show(run)
+            phases.show(run, {(p.request.slot, p.request.phase_key) for p in self.state.prompts.values()})
         log = self.query_one(LogView)
         log.sync()
         buffer = self.state.log
@@ -147,4 +163,4 @@ class RunPanel(Vertical):
             hint.append(f" · {buffer.total - len(buffer.lines)} older dropped", style="bright_black")
         if not log.follow:
             hint.append("  paused (End follows)", style="yellow")
-        self.query_one("#log-title", Static).update(hint)
+        self.query_one("#log-title", TextLine).set(hint)

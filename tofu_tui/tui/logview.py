@@ -10,6 +10,7 @@ from __future__ import annotations
 from rich.segment import Segment
 from rich.style import Style
 from textual.binding import Binding
+from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -44,8 +45,16 @@ class LogView(ScrollView, can_focus=True):
         self.follow = True
         self._seen = -1
         self._moving = False  # scrolling on our own, not by the operator
+        # Lines never change once logged: keep their drawn strips for the next frames
+        # (following the log, each frame shows mostly the lines of the last one).
+        self._strips: LRUCache[tuple[int, int], Strip] = LRUCache(256)
+        self._base: Style | None = None
 
     def sync(self) -> None:
+        base = self.rich_style  # once a tick: it walks the ancestors' styles
+        if base != self._base:
+            self._base = base
+            self._strips.clear()
         if self.buffer.version == self._seen:
             return
         self._seen = self.buffer.version
@@ -100,8 +109,12 @@ class LogView(ScrollView, can_focus=True):
         width = self.scrollable_content_region.width
         visible = self.buffer.visible
         if index >= len(visible):
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self._base if self._base is not None else self.rich_style)
         line = visible[index]
-        base = self.rich_style
-        strip = Strip([Segment(line.text, base + LEVEL_STYLES.get(line.level, Style()))])
-        return strip.crop_extend(0, width, base)
+        key = (line.seq, width)
+        strip = self._strips.get(key)
+        if strip is None:
+            base = self._base if self._base is not None else self.rich_style
+            strip = Strip([Segment(line.text, base + LEVEL_STYLES.get(line.level, Style()))]).crop_extend(0, width, base)
+            self._strips[key] = strip
+        return strip

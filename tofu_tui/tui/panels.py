@@ -10,6 +10,7 @@ from textual.widgets import DataTable, Static
 
 from tofu_tui.models.status import DeploymentInfo, LinkedProcedure, QueueEntry, StationStatus
 from tofu_tui.tui.backend import BackendMode
+from tofu_tui.tui.textline import TextLine
 
 
 def span(seconds: float) -> str:
@@ -41,7 +42,7 @@ def first_line(message: str | None) -> str:
     return (message or "").strip().splitlines()[0] if (message or "").strip() else ""
 
 
-class StationHeader(Static):
+class StationHeader(TextLine):
     """One line: connectivity, station, server, last contact, daemon uptime, mode."""
 
     DEFAULT_CSS = """
@@ -61,7 +62,7 @@ class StationHeader(Static):
         if not reachable or status is None:
             text.append(" ✖ NO STATION ", style="bold bright_white on red")
             text.append(f" {error or 'connecting…'}")
-            self.update(text)
+            self.set(text)
             return
         if status.connected:
             text.append(" ● ONLINE ", style="bold black on green")
@@ -74,7 +75,7 @@ class StationHeader(Static):
         text.append("  attached" if mode == "attached" else "  in-process", style="bright_black")
         if status.server_url:
             text.append(f"  {status.server_url}", style="bright_black")
-        self.update(text)
+        self.set(text)
 
 
 class ProcedureTable(DataTable[Text | str]):
@@ -134,13 +135,29 @@ class ProcedureTable(DataTable[Text | str]):
 
 
 class DeploymentPanel(Static):
-    """The selected procedure's active version, and what waits to replace it."""
+    """The selected procedure's active version, and what waits to replace it.
+
+    `compact` (narrow terminals): one line per deployment, the commit message after
+    the sha instead of under it.
+    """
 
     DEFAULT_CSS = """
     DeploymentPanel { height: auto; }
     """
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.compact = False
+        self._last: tuple[LinkedProcedure | None, datetime] | None = None
+
+    def set_compact(self, compact: bool) -> None:
+        if compact != self.compact:
+            self.compact = compact
+            if self._last is not None:
+                self.show(*self._last)
+
     def show(self, procedure: LinkedProcedure | None, now: datetime) -> None:
+        self._last = (procedure, now)
         text = Text(no_wrap=True, overflow="ellipsis")
         if procedure is None:
             text.append("No procedure linked to this station.\n", style="bright_black")
@@ -149,29 +166,30 @@ class DeploymentPanel(Static):
             return
         active = procedure.active
         if active is None:
-            text.append("no active deployment", style="yellow")
+            text.append("no active deployment: press p to pull", style="yellow")
         else:
-            _deployment_lines(text, "active", active, now)
+            _deployment_lines(text, "active", active, now, self.compact)
         if procedure.staged is not None:
             text.append("\n")
-            _deployment_lines(text, "staged", procedure.staged, now)
-            text.append("  (switches in when the run ends)", style="bright_black")
+            _deployment_lines(text, "staged", procedure.staged, now, self.compact)
+            if not self.compact:
+                text.append("  (switches in when the run ends)", style="bright_black")
         self.update(text)
 
 
-def _deployment_lines(text: Text, label: str, deployment: DeploymentInfo, now: datetime) -> None:
+def _deployment_lines(text: Text, label: str, deployment: DeploymentInfo, now: datetime, compact: bool) -> None:
     style = {"active": "green", "staged": "yellow", "fetching": "cyan", "failed": "red"}[deployment.status]
     text.append(f"{label:<7}", style=f"bold {style}")
     text.append(short_sha(deployment.sha), style="bold")
     if deployment.branch:
-        text.append(f" on {deployment.branch}")
-    if deployment.deployed_at is not None:
+        text.append(f" {deployment.branch}" if compact else f" on {deployment.branch}")
+    if deployment.deployed_at is not None and not compact:
         text.append(f" · {ago(deployment.deployed_at, now)}", style="bright_black")
     if deployment.status != label:
         text.append(f" · {deployment.status}", style=style)
     message = first_line(deployment.message)
     if message:
-        text.append(f"\n       {message}", style="italic")
+        text.append(f" · {message}" if compact else f"\n       {message}", style="italic")
     if deployment.error:
         text.append(f"\n       {first_line(deployment.error)}", style="red")
 
@@ -205,13 +223,18 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def queue_detail(entry: QueueEntry) -> Text:
-    """The selected upload in full: what a technician needs to decide retry or drop."""
-    text = Text()
+def queue_detail(entry: QueueEntry | None, *, compact: bool = False) -> Text:
+    """The selected upload in full: what a technician needs to decide retry or drop.
+    `compact`: one line, the error right after the number."""
+    if entry is None:
+        return Text("Nothing waiting: every run reached the server.", style="bright_black")
+    text = Text(no_wrap=compact, overflow="ellipsis")
     text.append(f"#{entry.id} ", style="bold")
-    text.append(f"{entry.serial_number or 'no serial'} · {entry.outcome or '—'} · {entry.attempts} tries")
+    if not compact:
+        text.append(f"{entry.serial_number or 'no serial'} · {entry.outcome or '—'} · {entry.attempts} tries")
     if entry.last_error:
-        text.append("\n")
+        if not compact:
+            text.append("\n")
         text.append(entry.last_error.strip(), style="red" if entry.state == "parked" else "yellow")
     return text
 

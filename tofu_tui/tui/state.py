@@ -256,7 +256,11 @@ def format_limits(validators: list[dict[str, Any]]) -> str:
             parts.append(f"{format_value(expected[0])}…{format_value(expected[1])}")
             continue
         symbol = _OPERATOR_TEXT.get(operator, operator)
-        parts.append(f"{symbol} {format_value(expected)}")
+        if isinstance(expected, list):
+            shown = ", ".join(format_value(item) for item in expected[:6])
+            parts.append(f"{symbol} [{shown}{', …' if len(expected) > 6 else ''}]")
+        else:
+            parts.append(f"{symbol} {format_value(expected)}")
     return ", ".join(parts)
 
 

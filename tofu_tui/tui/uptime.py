@@ -17,6 +17,8 @@ from tofu_tui.models.status import Uptime
 
 BARS = "▁▂▃▄▅▆▇█"
 LABEL_WIDTH = 7  # "Nov 28 "
+LEGEND = [("100%", 1.0), ("≥99%", 0.995), ("≥90%", 0.95), ("<90%", 0.5)]
+LEGEND_WIDTH = 3 + sum(len(label) + 4 for label, _ in LEGEND)
 
 
 def day_style(uptime: float | None) -> str:
@@ -54,14 +56,14 @@ def _per_row(days: int, width: int) -> int:
     return math.ceil(days / rows)
 
 
-def uptime_height(uptime: Uptime, width: int) -> int:
+def uptime_height(uptime: Uptime, width: int, *, summary: bool = True) -> int:
     days = len(uptime.days[-90:])
     if not days:
-        return 2
-    return 1 + math.ceil(days / _per_row(days, width))
+        return 2 if summary else 1
+    return int(summary) + math.ceil(days / _per_row(days, width))
 
 
-def render_uptime(uptime: Uptime, width: int) -> Text:
+def uptime_summary(uptime: Uptime) -> Text:
     days = uptime.days[-90:]
     text = Text(no_wrap=True, overflow="crop")
     text.append("24 h ", style="bold")
@@ -72,16 +74,31 @@ def render_uptime(uptime: Uptime, width: int) -> Text:
     text.append(format_pct(uptime.last_90d), style=day_style(uptime.last_90d))
     outages = sum(1 for day in days if day.uptime is not None and day.uptime < 0.99999)
     text.append(f"   {outages} day{'s' if outages != 1 else ''} with downtime", style="bright_black" if not outages else "")
+    return text
+
+
+def render_uptime(uptime: Uptime, width: int, *, summary: bool = True) -> Text:
+    """The summary line (unless shown elsewhere), then the bars."""
+    days = uptime.days[-90:]
+    text = uptime_summary(uptime) if summary else Text(no_wrap=True, overflow="crop")
     if not days:
         text.append("\nno uptime recorded yet", style="bright_black")
         return text
     per_row = _per_row(len(days), width)
     for start in range(0, len(days), per_row):
         chunk = days[start : start + per_row]
-        text.append("\n")
+        if start or summary:
+            text.append("\n")
         text.append(f"{chunk[0].date:%b %d} ", style="bright_black")
         for day in chunk:
             text.append(day_bar(day.uptime), style=day_style(day.uptime))
+        if width >= LABEL_WIDTH * 2 + per_row + LEGEND_WIDTH:
+            text.append(f" {chunk[-1].date:%b %d}", style="bright_black")
+            if start == 0:
+                text.append("   ")
+                for label, sample in LEGEND:
+                    text.append("█", style=day_style(sample))
+                    text.append(f" {label}  ", style="bright_black")
     return text
 
 
@@ -93,6 +110,12 @@ class UptimePanel(Widget):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._uptime = Uptime()
+        self.summary = True  # False: the caller shows `uptime_summary` elsewhere (a title)
+
+    def set_summary(self, summary: bool) -> None:
+        if summary != self.summary:
+            self.summary = summary
+            self.refresh(layout=True)
 
     def set_uptime(self, uptime: Uptime) -> None:
         if uptime != self._uptime:
@@ -100,7 +123,7 @@ class UptimePanel(Widget):
             self.refresh(layout=True)
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        return uptime_height(self._uptime, width)
+        return uptime_height(self._uptime, width, summary=self.summary)
 
     def render(self) -> Text:
-        return render_uptime(self._uptime, self.content_size.width or 90)
+        return render_uptime(self._uptime, self.content_size.width or 90, summary=self.summary)
