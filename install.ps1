@@ -156,7 +156,7 @@ function Set-Junction([string]$Link, [string]$Target) {
     New-Item -ItemType Junction -Path $Link -Target $Target | Out-Null
 }
 
-$lock = $null; $new = $null; $old = $null; $switched = $false; $prefixExisted = $false
+$lock = $null; $new = $null; $old = $null; $switched = $false; $prefixExisted = $false; $enrolled = $false
 $log = Join-Path ([IO.Path]::GetTempPath()) ("tofu-tui-install-{0}.log" -f [guid]::NewGuid().ToString('N'))
 try {
     # --- checks that change nothing ---------------------------------------------------
@@ -247,6 +247,7 @@ try {
             Remove-Item Env:TOFU_TUI_TOKEN -ErrorAction SilentlyContinue
         }
         if ($code -ne 0) { Fail 'enrollment failed (the reason is above). Get a fresh setup token from the dashboard and re-run.' }
+        $enrolled = $true
     }
 
     # --- switch to it -----------------------------------------------------------------
@@ -305,6 +306,9 @@ try {
     else { $message = "unexpected error: $message" }
     [Console]::Error.WriteLine("install.ps1: $message")
     [Console]::Error.WriteLine('install.ps1: Nothing was changed: the previous installation (if any) is as it was.')
+    if ($enrolled) {
+        [Console]::Error.WriteLine('install.ps1: The station did enroll with the new token (its new key is saved); re-run without --token once the cause is fixed.')
+    }
 } finally {
     if ($lock) { $lock.Close(); Remove-Item -LiteralPath (Join-Path $Prefix '.install.lock') -ErrorAction SilentlyContinue }
 }

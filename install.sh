@@ -194,7 +194,16 @@ PREFIX_EXISTED=0
 [ -d "$PREFIX" ] && PREFIX_EXISTED=1
 mkdir -p "$PREFIX/venvs" || die "cannot create $PREFIX: pass a writable --prefix."
 LOCK="$PREFIX/.install.lock"
-mkdir "$LOCK" 2>/dev/null || die "another install is running in $PREFIX (remove $LOCK if it is not)."
+if ! mkdir "$LOCK" 2>/dev/null; then
+	# A lock whose installer is gone (killed) is stale: take it over.
+	holder="$(cat "$LOCK/pid" 2>/dev/null || echo)"
+	if [ -n "$holder" ] && kill -0 "$holder" 2>/dev/null; then
+		die "another install (process $holder) is running in $PREFIX; wait for it to finish."
+	fi
+	rm -rf "$LOCK"
+	mkdir "$LOCK" 2>/dev/null || die "cannot lock $PREFIX (remove $LOCK if no install is running)."
+fi
+echo $$ >"$LOCK/pid"
 
 OLD=""
 [ -L "$PREFIX/current" ] && OLD="$(readlink "$PREFIX/current")"
@@ -205,12 +214,14 @@ NEW="$PREFIX/venvs/$STAMP"
 LOG="$(mktemp "${TMPDIR:-/tmp}/tofu-tui-install.XXXXXX")"
 SWITCHED=0
 DONE=0
+ENROLLED=0
 
 cleanup() {
 	status=$?
 	if [ "$DONE" != 1 ]; then
 		if [ "$SWITCHED" = 1 ]; then
 			if [ -n "$OLD" ]; then
+				rm -f "$PREFIX/current.back"
 				ln -s "$OLD" "$PREFIX/current.back" && "$PY" -c 'import os, sys; os.replace(sys.argv[1], sys.argv[2])' "$PREFIX/current.back" "$PREFIX/current"
 			else
 				rm -f "$PREFIX/current"
@@ -219,11 +230,13 @@ cleanup() {
 		fi
 		rm -rf "$NEW"
 		rm -rf "$LOCK"
-		if [ "$PREFIX_EXISTED" = 0 ]; then
-			rmdir "$PREFIX/venvs" "$PREFIX" 2>/dev/null || true
-		fi
+		rmdir "$PREFIX/venvs" 2>/dev/null || true
+		[ "$PREFIX_EXISTED" = 1 ] || rmdir "$PREFIX" 2>/dev/null || true
 		[ "$status" = 0 ] && status=1
 		warn "Nothing was changed: the previous installation (if any) is as it was."
+		if [ "$ENROLLED" = 1 ]; then
+			warn "The station did enroll with the new token (its new key is saved); re-run without --token once the cause is fixed."
+		fi
 	else
 		rm -rf "$LOCK"
 	fi
@@ -276,19 +289,23 @@ if [ -n "$TOKEN" ]; then
 		TOFU_TUI_TOKEN="$TOKEN" "$NEW/bin/tofu-tui" login ||
 			die "enrollment failed (the reason is above). Get a fresh setup token from the dashboard and re-run."
 	fi
+	ENROLLED=1
 fi
 
 # --- switch to it -----------------------------------------------------------------
+rm -f "$PREFIX/current.new" "$PREFIX/current.back"
 ln -s "venvs/$STAMP" "$PREFIX/current.new"
 SWITCHED=1
 "$PY" -c 'import os, sys; os.replace(sys.argv[1], sys.argv[2])' "$PREFIX/current.new" "$PREFIX/current"
 mkdir -p "$BIN_DIR" || die "cannot create $BIN_DIR: pass a writable --bin-dir."
+rm -f "$LINK.new"
 ln -s "$PREFIX/current/bin/tofu-tui" "$LINK.new" && mv -f "$LINK.new" "$LINK"
 
 if [ "$SERVICE" = 1 ]; then
 	say "Installing the service"
 	if ! "$PREFIX/current/bin/tofu-tui" service install --executable "$PREFIX/current/bin/tofu-tui"; then
 		if [ -n "$OLD" ]; then
+			rm -f "$PREFIX/current.back"
 			ln -s "$OLD" "$PREFIX/current.back" && "$PY" -c 'import os, sys; os.replace(sys.argv[1], sys.argv[2])' "$PREFIX/current.back" "$PREFIX/current"
 			SWITCHED=0
 			"$PREFIX/current/bin/tofu-tui" service start >/dev/null 2>&1 || true

@@ -253,3 +253,63 @@ def test_install_enroll_upgrade_and_refused_tokens(tmp_path: Path) -> None:
         whoami = _run(link, "whoami", env=env)
         assert whoami.returncode == 0, whoami.stderr
         assert "bench-1" in whoami.stdout
+
+        # Uninstall from the installed program: config, data, the program and its link go.
+        gone = _run(link, "uninstall", "--yes", env=env)
+        assert gone.returncode == 0, gone.stdout + gone.stderr
+        assert not (tmp_path / "prefix").exists()
+        assert not link.is_symlink()
+        assert not (tmp_path / "station" / "config" / "credentials.toml").exists()
+        assert not marker.exists()
+
+
+def _python_without_venv(tmp_path: Path) -> Path:
+    """A 'Python' that passes the version checks but cannot make a virtual environment."""
+    fake = tmp_path / "fakepy" / "python3"
+    fake.parent.mkdir()
+    fake.write_text(
+        "#!/bin/sh\n"
+        "case \"$1\" in\n"
+        "  --version) echo 'Python 3.12.0' ;;\n"
+        "  -c) exit 0 ;;\n"
+        "  -m) echo 'venv: cannot create' >&2; exit 1 ;;\n"
+        "esac\n"
+    )
+    fake.chmod(0o755)
+    return fake
+
+
+def test_a_live_install_lock_is_respected_and_a_stale_one_taken_over(tmp_path: Path) -> None:
+    fake = _python_without_venv(tmp_path)
+    lock = tmp_path / "prefix" / ".install.lock"
+    lock.mkdir(parents=True)
+    (lock / "pid").write_text(str(os.getpid()))
+    result = _install(tmp_path, "--no-service", "--python", str(fake))
+    assert result.returncode == 1
+    assert f"another install (process {os.getpid()}) is running" in result.stderr
+    assert (lock / "pid").read_text() == str(os.getpid())
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (lock / "pid").write_text(str(dead.pid))
+    result = _install(tmp_path, "--no-service", "--python", str(fake))
+    assert result.returncode == 1
+    assert "could not create a virtual environment" in result.stderr
+    # The stale lock was taken over, then released; nothing else is left in the prefix.
+    assert sorted(p.name for p in (tmp_path / "prefix").iterdir()) == []
+
+
+def test_the_local_server_hands_out_the_installers(tmp_path: Path) -> None:
+    """The install command a station token comes with (`curl URL/install.sh | sh`)."""
+    with start_server(tmp_path / "server") as (url, key, _data, _handle):
+        script = httpx.get(f"{url}/install.sh", timeout=30)
+        assert script.status_code == 200
+        assert script.text == INSTALL_SH.read_text()
+        ps1 = httpx.get(f"{url}/install.ps1", timeout=30)
+        assert ps1.status_code == 200
+        assert ps1.text == (REPO_ROOT / "install.ps1").read_text()
+        station_id = httpx.post(f"{url}/api/v2/stations", json={"name": "b"},
+                                headers={"Authorization": f"Bearer {key}"}, timeout=30).json()["id"]
+        command = httpx.post(f"{url}/api/v2/stations/{station_id}/setup-token", headers={"Authorization": f"Bearer {key}"},
+                             timeout=30).json()["install_command"]
+        assert f"{url}/install.sh" in command and "--token" in command

@@ -124,6 +124,9 @@ def uninstall_cmd(keep_data: bool, yes: bool) -> None:
     from tofu_tui.station import uninstall as un
 
     plan = un.removal_plan(keep_data=keep_data)
+    # The program's own files last (it is running from them); Windows cannot delete them.
+    program = un.installed_program() if sys.platform != "win32" else []
+    plan.remove += program
     try:
         manager: svc.ServiceManager | None = svc.manager_for_platform()
     except svc.ServiceError:
@@ -153,10 +156,11 @@ def uninstall_cmd(keep_data: bool, yes: bool) -> None:
         if not any(kept.is_relative_to(folder) for kept in plan.keep):
             click.echo(f"Left {folder} in place: it holds files tofu-tui did not make.")
     click.echo("tofu-tui's service, config" + ("" if keep_data else " and data") + " are removed.")
-    click.echo(
-        "The program itself stays; remove it with your installer's folder (install.sh: "
-        "~/.local/share/tofu-tui or /opt/tofu-tui, and the tofu-tui link on your PATH)."
-    )
+    if not program:
+        click.echo(
+            "The program itself stays: remove it the way it was installed (pip uninstall "
+            "tofu-tui, or the installer's folder and the tofu-tui link on your PATH)."
+        )
 
 
 def register(group: click.Group) -> None:

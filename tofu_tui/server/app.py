@@ -119,7 +119,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
         return handler
 
     app.add_api_route(
-        "/install.sh", serve_script("install.sh", "text/x-shellscript"), methods=["GET"], tags=["install"],
+        "/install.sh", serve_script("install.sh", "text/plain"), methods=["GET"], tags=["install"],
         response_class=PlainTextResponse, responses=SCRIPT_RESPONSES,
     )
     app.add_api_route(

@@ -295,6 +295,9 @@ def _write_atomic(path: Path, data: bytes) -> None:
 class SystemdManager:
     """A systemd unit: system-wide for root, the user's own otherwise."""
 
+    # sd_booted(3): this folder exists only when systemd is the running init.
+    booted_marker = Path("/run/systemd/system")
+
     def __init__(self, *, system: bool, unit_dir: Path | None = None) -> None:
         self.system = system
         self.kind = "systemd system unit" if system else "systemd user unit"
@@ -313,9 +316,9 @@ class SystemdManager:
 
     def preflight(self) -> None:
         _tool("systemctl", "systemd service")
-        if not Path("/run/systemd/system").is_dir():
+        if not self.booted_marker.is_dir():
             raise ServiceError(
-                "systemd is not running on this machine (no /run/systemd/system), so the "
+                f"systemd is not running on this machine (no {self.booted_marker}), so the "
                 "service cannot be installed. Run `tofu-tui --headless` under your own "
                 "supervisor, or install with --no-service."
             )
@@ -362,10 +365,10 @@ class SystemdManager:
         return hints
 
     def uninstall(self) -> None:
-        if shutil.which("systemctl") and Path("/run/systemd/system").is_dir():
+        if shutil.which("systemctl") and self.booted_marker.is_dir():
             self._systemctl("disable", "--now", f"{SERVICE_NAME}.service", check=False)
         self.path.unlink(missing_ok=True)
-        if shutil.which("systemctl") and Path("/run/systemd/system").is_dir():
+        if shutil.which("systemctl") and self.booted_marker.is_dir():
             self._systemctl("daemon-reload", check=False)
 
     def start(self) -> None:

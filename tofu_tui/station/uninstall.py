@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +43,22 @@ def removal_plan(*, keep_data: bool, paths: StationPaths | None = None) -> Remov
     if home:
         plan.prune.append(Path(home).expanduser().absolute())
     return plan
+
+
+def installed_program() -> list[Path]:
+    """The folder and PATH link that install.sh/install.ps1 made for the running
+    tofu-tui, if it runs from one (PREFIX/venvs/<stamp> beside PREFIX/.tofu-tui-install)."""
+    venv = Path(sys.prefix).resolve()
+    prefix = venv.parent.parent
+    marker = prefix / ".tofu-tui-install"
+    if venv.parent.name != "venvs" or not marker.is_file():
+        return []
+    found = [prefix]
+    link = Path(marker.read_text(encoding="utf-8").strip() or "-")
+    # Only a link into this prefix (install.sh) or the shim inside it (install.ps1).
+    if link.is_symlink() and str(os.readlink(link)).startswith(str(prefix)):
+        found.insert(0, link)
+    return found
 
 
 def execute(plan: RemovalPlan) -> list[Path]:
