@@ -4,7 +4,8 @@ For N = 1, 100 and 500 trivial phases, each setting one measurement with a range
 validator, it builds a tofu-tui procedure and an equivalent OpenHTF test, runs each as a
 whole process several times, and prints the median wall time of each, their ratio and
 the per-phase overhead; then the same for `workers: 8` with independent phases; then the
-peak RSS of the station process (and its children) while a phase prints one million lines.
+peak RSS of the station process (and its children) while a phase prints one million lines;
+then the round trip of an operator prompt answered over stdin (`--json` mode).
 
     python benchmarks/bench_engine.py [--repeat 5] [--sizes 1,100,500]
 """
@@ -35,8 +36,12 @@ def child_env() -> dict[str, str]:
 def tofu_procedure(root: Path, n: int, workers: int) -> Path:
     folder = root / f"tofu_{n}_{workers}"
     (folder / "phases").mkdir(parents=True, exist_ok=True)
-    funcs = "\n".join(f"def p{i}(measurements):\n    measurements.m{i} = 5.0\n" for i in range(n))
-    (folder / "phases" / "bench.py").write_text(funcs, encoding="utf-8")
+    # One small module per phase, the usual layout: a phase module loads fresh on every
+    # attempt (§2.3), so one 500-function file would be recompiled 500 times.
+    for i in range(n):
+        (folder / "phases" / f"p{i}.py").write_text(
+            f"def p{i}(measurements):\n    measurements.m{i} = 5.0\n", encoding="utf-8"
+        )
     lines = [
         "name: Bench",
         "unit: {auto_identify: true, serial_number: {default_value: SN1}, part_number: {default_value: PN1}}",
@@ -45,7 +50,7 @@ def tofu_procedure(root: Path, n: int, workers: int) -> Path:
     ]
     for i in range(n):
         lines.append(
-            f"  - {{name: p{i}, python: 'phases.bench:p{i}', measurements: "
+            f"  - {{name: p{i}, python: 'phases.p{i}:p{i}', measurements: "
             f"[{{name: m{i}, validators: [{{operator: '>=', expected_value: 0}}, "
             f"{{operator: '<=', expected_value: 10}}]}}]}}"
         )
@@ -147,11 +152,59 @@ def peak_rss(root: Path, lines: int) -> None:
         )
 
 
+def prompt_round_trip(root: Path, prompts: int) -> None:
+    """A prompt answered over stdin: from reading `ui_request` to reading its `ui_closed`."""
+    import json
+
+    folder = root / "prompts"
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "name: Prompts",
+        "unit: {auto_identify: true, serial_number: {default_value: SN1}, part_number: {default_value: PN1}}",
+        "execution: {workers: 1}",
+        "main:",
+    ]
+    for i in range(prompts):
+        lines.append(f"  - {{name: q{i}, ui: {{components: [{{type: switch, key: ok, required: true}}]}}}}")
+    (folder / "procedure.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tofu_tui", "run", str(folder), "--json"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=child_env(),
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    sent: dict[str, float] = {}
+    trips: list[float] = []
+    for line in proc.stdout:
+        event = json.loads(line)
+        if event["type"] == "ui_request":
+            sent[event["request_id"]] = time.perf_counter()
+            answer = {"type": "ui_response", "request_id": event["request_id"], "values": {"ok": True}}
+            proc.stdin.write(json.dumps(answer) + "\n")
+            proc.stdin.flush()
+        elif event["type"] == "ui_closed" and event["request_id"] in sent:
+            trips.append(time.perf_counter() - sent.pop(event["request_id"]))
+        elif event["type"] == "run_finished":
+            break
+    proc.stdin.close()
+    proc.wait()
+    trips.sort()
+    p99 = trips[min(len(trips) - 1, int(len(trips) * 0.99))]
+    print(
+        f"prompt answered over stdin ({len(trips)} prompts): median {statistics.median(trips) * 1000:.2f} ms, "
+        f"p99 {p99 * 1000:.2f} ms (exit {proc.returncode})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--sizes", default="1,100,500")
     parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--prompts", type=int, default=500)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, median of {args.repeat} whole-process runs")
@@ -165,6 +218,7 @@ def main() -> None:
         compare(root, sizes, args.repeat, workers=8)
         print()
         peak_rss(root, args.lines)
+        prompt_round_trip(root, args.prompts)
 
 
 if __name__ == "__main__":

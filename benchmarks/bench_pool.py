@@ -9,11 +9,15 @@ phases (each sets one measurement), run one after another on one worker, and on
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
+import os
 import resource
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from tofu_tui.procedure.load import load_procedure
@@ -100,6 +104,50 @@ async def flood(folder: Path, lines: int) -> None:
     )
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
+def openhtf_per_phase(n: int) -> None:
+    """The peer: the same trivial phases run in-process by OpenHTF, for comparison."""
+    try:
+        import openhtf as htf
+    except ImportError:
+        print("openhtf not installed: no peer figure")
+        return
+    import logging
+
+    logging.getLogger("openhtf").setLevel(logging.CRITICAL)
+
+    def make(i: int) -> object:
+        @htf.measures(htf.Measurement("v").in_range(minimum=0))
+        def trivial(test: object) -> None:
+            test.measurements.v = 1  # type: ignore[attr-defined]
+
+        return htf.PhaseOptions(name=f"p{i}")(trivial)
+
+    for count in (1, n):
+        test = htf.Test(*[make(i) for i in range(count)])
+        t0 = time.perf_counter()
+        with _quiet():  # its end-of-test banner
+            test.execute(test_start=lambda: "SN1")
+        took = time.perf_counter() - t0
+        if count == n:
+            print(f"openhtf (peer, in-process): {n} phases in {took * 1000:.0f} ms, "
+                  f"{took / n * 1000:.3f} ms per phase")
+
+
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 500
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,6 +155,7 @@ def main() -> None:
         write(folder, n)
         asyncio.run(run(folder, n, 1))
         asyncio.run(run(folder, n, 4))
+    openhtf_per_phase(n)
     with tempfile.TemporaryDirectory() as tmp:
         asyncio.run(flood(Path(tmp), 1_000_000))
 

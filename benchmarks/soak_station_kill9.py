@@ -32,8 +32,9 @@ def main() -> int:
         finally:
             server.close()
     print(f"kill -9 x{result.kills} in {result.seconds:.0f} s: {result.runs_finished} runs finished on the station, "
-          f"{result.runs_on_server} on the server, {result.missing} missing, {result.duplicates} duplicated")
-    return 0 if result.missing == 0 and result.duplicates == 0 else 1
+          f"{result.runs_on_server} on the server, {result.missing} missing, {result.duplicates} duplicated, "
+          f"{result.attachment_anomalies} runs without exactly one attachment")
+    return 0 if result.missing == 0 and result.duplicates == 0 and result.attachment_anomalies == 0 else 1
 
 
 if __name__ == "__main__":

@@ -416,3 +416,55 @@ main:
     assert level["validators"][0]["outcome"] == "UNSET"
     assert outcomes["Garbage"]["outcome"] == "PASS"
     assert any("still alive" in e["message"] for e in of_type(events, "phase_log"))
+
+
+def test_forward_edges_workers_then_retry_and_q1_through_the_cli(make_procedure) -> None:  # type: ignore[no-untyped-def]
+    folder = make_procedure(
+        "name: Order\n"
+        + UNIT
+        + """
+execution: {workers: 1}
+main:
+  - {name: Uses Later, python: phases.o:uses, depends_on: [later]}
+  - {name: Later, python: phases.o:later}
+  - {name: Shaky, python: phases.o:shaky, retry: {limit: 1}, then: {fail: retry}, depends_on: [uses_later]}
+  - {name: After Shaky, python: phases.o:later, depends_on: [shaky]}
+  - {name: Halts, python: phases.o:halts, depends_on: [after_shaky]}
+  - {name: Never, python: phases.o:later, depends_on: [halts]}
+teardown: [{name: Park, python: phases.o:later}]
+""",
+        {
+            "phases/o.py": """
+            def later(measurements):
+                measurements.v = 1
+
+            def uses(later):
+                assert later.outcome == "pass"
+
+            def shaky(phase):
+                phase.fail("still failing")
+
+            def halts(phase):
+                phase.fail("halt")
+            """
+        },
+    )
+    proc, events = run_json(folder)
+    check_stream(events)
+    kinds = [(e["type"], e["phase_key"]) for e in events if e["type"] in ("phase_started", "phase_finished")]
+    # one worker: strictly one attempt at a time, in graph order (Q2)
+    assert kinds == [
+        ("phase_started", "later"), ("phase_finished", "later"),
+        ("phase_started", "uses_later"), ("phase_finished", "uses_later"),
+        ("phase_started", "shaky"), ("phase_finished", "shaky"),
+        ("phase_started", "shaky"), ("phase_finished", "shaky"),
+        ("phase_started", "after_shaky"), ("phase_finished", "after_shaky"),
+        ("phase_started", "halts"), ("phase_finished", "halts"),
+        ("phase_started", "park"), ("phase_finished", "park"),
+    ]
+    run = payload(events)
+    # then.fail: retry used its one retry; the retry it could not take was suppressed, so
+    # the run went on. Halts' FAIL under on_first_failure: stop cancelled Never, and the
+    # run keeps the FAIL outcome (Q1), not ABORTED.
+    assert run["outcome"] == "FAIL" and proc.returncode == 1
+    assert [p["name"] for p in run["phases"]] == ["Later", "Uses Later", "Shaky", "Shaky", "After Shaky", "Halts", "Park"]

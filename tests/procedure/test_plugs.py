@@ -429,3 +429,20 @@ def test_cli_plug_call_hanging_past_phase_timeout(make_procedure: MakeProcedure)
     finished = {e["phase_key"]: e["outcome"] for e in events if e["type"] == "phase_finished"}
     assert finished == {"hang": "TIMEOUT", "read": "PASS"}, stderr  # the plug served the next call
     assert code == 4
+
+
+def test_loopback_tcp_transport(make_procedure: MakeProcedure, tmp_path: Path) -> None:
+    """Where there are no Unix sockets (Windows), plugs listen on loopback TCP."""
+    from tofu_tui.procedure.plugs import start_plug
+
+    loaded = procedure(make_procedure, '  - {name: Bank, python: "plugs/bank.py:Bank", config: {port: t}}\n')
+    (tmp_path / "logs").mkdir()
+    running = start_plug(loaded, loaded.spec.plugs[0], slot=None, log_dir=tmp_path / "logs", socket_dir=None)
+    try:
+        assert running.address.startswith("tcp:127.0.0.1:")
+        plug = make_proxy("bank", dataclasses.asdict(running.as_address()), 30)
+        assert plug.read(5)["channel"] == 5
+        assert running.alive()
+    finally:
+        running.stop()
+    assert not running.alive()

@@ -209,3 +209,26 @@ async def test_slot_first_runs_a_slot_to_the_end_before_the_next(make_procedure)
     slots = [slot for slot, _ in order]
     assert slots == ["one"] * 3 + ["two"] * 3
     assert [r.slot_key for r in result.runs] == ["one", "two"]
+
+
+async def test_stop_while_teardown_runs_lets_it_finish_and_runs_the_rest(make_procedure) -> None:  # type: ignore[no-untyped-def]
+    folder = make_procedure(
+        "name: TS\n"
+        + UNIT
+        + """
+main: [{name: M, python: phases.t:quick}]
+teardown:
+  - {name: Slow Park, python: phases.t:slow}
+  - {name: Last, python: phases.t:quick, depends_on: [slow_park]}
+""",
+        {"phases/t.py": "import time\n\ndef slow(log):\n    time.sleep(0.6)\n    log.info('parked')\n\ndef quick():\n    pass\n"},
+    )
+    handle, sink = await start(folder)
+    await sink.wait_for(lambda e: isinstance(e, PhaseStarted) and e.phase_key == "slow_park")
+    handle.stop()
+    result = await finish(handle)
+    assert result.outcome == "ABORTED"
+    names = [name for name, _ in phases(result)]
+    assert names == ["M", "Slow Park", "Last"]
+    assert phases(result)[2] == ("Last", "PASS")
+    assert not any(p.outcome == "ERROR" for p in result.runs[0].phases)

@@ -356,3 +356,18 @@ async def test_every_job_runs_once_per_slot(strategy: str) -> None:
     assert len(bench.started) == 12
     for slot in "abc":
         assert bench.started.index(f"m1@{slot}") < bench.started.index(f"m2@{slot}")
+
+
+async def test_retry_is_suppressed_during_a_shutdown_and_the_attempt_stays_final() -> None:
+    bench = Bench({"stopper": ["STOP"], "flaky": ["FAIL", "PASS"]}, delay={"stopper": 0.01, "flaky": 0.1})
+    sched = await run(
+        BASE
+        + "execution: {workers: 2}\nmain: [{name: stopper}, {name: flaky, then: {fail: retry}}, {name: later, depends_on: [flaky]}]\n"
+        + "teardown: [{name: t, then: {pass: retry}}]\n",
+        bench,
+    )
+    # flaky failed while the stop was in progress: no retry; teardown may still retry
+    assert bench.started.count("flaky") == 1
+    assert "later" not in bench.started
+    assert bench.started.count("t") == 4  # teardown retries as configured (1 + default limit 3)
+    assert outcome_of(sched) == "STOP"

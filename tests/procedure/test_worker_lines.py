@@ -19,7 +19,7 @@ def _lines(chunks: list[str]) -> list[str]:
     sink = w.LogSink(None, "/proc")
     got: list[str] = []
     sink.active = True
-    sink.log = lambda level, message, file="", line=0: got.append(message)  # type: ignore[method-assign]
+    sink.log_lines = lambda level, lines: got.extend(lines)  # type: ignore[method-assign]
     splitter = w.LineSplitter(sink, "INFO")
     for chunk in chunks:
         splitter.feed(chunk)

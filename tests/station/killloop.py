@@ -18,6 +18,11 @@ from tofu_tui.models.commands import RunCommand
 from tofu_tui.station.control import ControlError, send_command
 from tofu_tui.station.paths import station_paths
 
+ATTACHING_PHASE = """def check(log, attach):
+    log.info("attaching")
+    attach.data(b"trace", "trace.txt")
+"""
+
 
 @dataclass
 class KillLoopResult:
@@ -26,6 +31,7 @@ class KillLoopResult:
     runs_on_server: int
     duplicates: int
     missing: int
+    attachment_anomalies: int  # runs on the server without exactly one attachment
     seconds: float
 
 
@@ -36,7 +42,7 @@ def kill_loop(server: RealServer, home: Path, work: Path, kills: int, seed: int 
     login = run_cli(["login", "--url", server.url], env={"TOFU_TUI_HOME": str(home), "TOFU_TUI_TOKEN": token})
     assert login.returncode == 0, login.stderr
     repo = Repo(work / "repo")
-    repo.procedure("v1")
+    repo.procedure("v1", extra={"phases.py": ATTACHING_PHASE})
     procedure_id = server.procedure("Board test", repo.url, station_id)
     server.deploy(procedure_id)
     paths = station_paths(home)
@@ -77,7 +83,9 @@ def kill_loop(server: RealServer, home: Path, work: Path, kills: int, seed: int 
     conn = sqlite3.connect(paths.state_db)
     local = [row[0] for row in conn.execute("SELECT client_run_ref FROM run_history")]
     conn.close()
-    remote = [run["client_run_ref"] for run in server.runs()]
+    runs = server.runs()
+    remote = [run["client_run_ref"] for run in runs]
+    anomalies = sum(1 for run in runs if len(server.run(run["id"])["attachments"]) != 1)
     return KillLoopResult(kills=kills, runs_finished=len(local), runs_on_server=len(remote),
                           duplicates=len(remote) - len(set(remote)), missing=len(set(local) - set(remote)),
-                          seconds=time.monotonic() - started)
+                          attachment_anomalies=anomalies, seconds=time.monotonic() - started)

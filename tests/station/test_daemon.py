@@ -176,3 +176,26 @@ def test_control_socket_is_private_and_streams_a_runs_events(fake: FakeServer, r
     status = request_status(paths)
     assert status.run_in_flight is None and status.procedures[0].runs_today == 1
     wait_until(lambda: len(fake.state.runs) == 1, what="upload")
+
+
+def test_run_procedure_without_a_daemon_uses_the_engine_in_process(fake: FakeServer, repo: Repo,
+                                                                   enrolled: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import cli_env
+
+    deploy(fake, repo, "d1", repo.procedure("v1"))
+    script = ("import sys; from tofu_tui.cli.station_cmd import run_linked_procedure; "
+              "sys.exit(run_linked_procedure('Board test', unit={'serial_number': 'SN-1P', 'part_number': 'PN'}, "
+              "ui_values=None, as_json=True))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env=cli_env({"TOFU_TUI_HOME": str(enrolled)}))
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    assert events[0]["type"] == "run_started" and events[-1]["type"] == "run_finished"
+    (run,) = runs_on_server(fake)
+    assert run["serial_number"] == "SN-1P" and run["deployment_id"] == "d1"
+    refused = subprocess.run([sys.executable, "-c", script.replace("'Board test'", "'ghost'")],
+                             capture_output=True, text=True, timeout=120, env=cli_env({"TOFU_TUI_HOME": str(enrolled)}))
+    assert refused.returncode == 2 and "No procedure 'ghost'" in refused.stderr

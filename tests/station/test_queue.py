@@ -175,3 +175,20 @@ def test_corrupt_state_db_is_reported(paths: StationPaths) -> None:
     paths.state_db.write_bytes(b"this is not a database" * 100)
     result = run_cli(["queue", "ls"], env={"TOFU_TUI_HOME": str(paths.data_dir.parent)})
     assert result.returncode == 1 and "damaged" in result.stderr and "move the file" in result.stderr
+
+
+def test_a_version_1_database_is_migrated_in_place(paths: StationPaths) -> None:
+    import sqlite3
+
+    from tofu_tui.station import state_db
+
+    old = sqlite3.connect(paths.state_db)
+    old.executescript(state_db.MIGRATIONS[0] + "; PRAGMA user_version = 1;")
+    old.execute("INSERT INTO queue(client_run_ref, payload, created_at) VALUES ('i_1', '{}', 0)")
+    old.execute("INSERT INTO queue_attachments(queue_id, name, path) VALUES (1, 'a.txt', '/x')")
+    old.commit()
+    old.close()
+    conn = state_db.connect(paths.state_db)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(state_db.MIGRATIONS)
+    assert conn.execute("SELECT step FROM queue_attachments").fetchone()[0] == "new"
+    assert UploadQueue(paths, "i", conn=conn).entries()[0].client_run_ref == "i_1"  # the queued run survived

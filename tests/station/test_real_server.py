@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import run_cli
@@ -18,9 +19,10 @@ from tofu_tui.models.commands import PullCommand, RunCommand
 from tofu_tui.station.control import send_command
 from tofu_tui.station.paths import station_paths
 
-MEASURING_PHASE = """def check(log, measurements):
+MEASURING_PHASE = """def check(log, measurements, attach):
     log.info("measuring")
     measurements.voltage = 3.3
+    attach.data(b"scope trace", "trace.txt")
 """
 
 
@@ -67,6 +69,9 @@ def test_run_command_from_the_dashboard_reaches_the_server(server: RealServer, h
         assert run["deployment_id"] == deployment_id
         assert run["unit"]["serial_number"] == "SN-E2E"
         assert run["phases"][0]["measurements"][0]["measured_value"] == 3.3
+        assert [a["name"] for a in run["attachments"]] == ["trace.txt"]
+        assert httpx.get(run["attachments"][0]["download_url"]).content == b"scope trace"
+        assert not any((home / "data" / "attachments").iterdir())  # the queue's copy is gone once confirmed
         status = json.loads(run_cli(["status", "--json"], env={"TOFU_TUI_HOME": str(home)}).stdout)
         assert status["connected"] and status["procedures"][0]["runs_today"] == 1
         assert status["queue"] == {"pending": 0, "backoff": 0, "parked": 0}
@@ -127,13 +132,19 @@ def test_queue_uploads_run_and_attachment_once_to_the_real_server(server: RealSe
     body = {"outcome": "PASS", "procedure_id": procedure_id, "started_at": "2026-01-01T10:00:00.000Z",
             "ended_at": "2026-01-01T10:00:05.000Z", "serial_number": "SN-Q"}
     queued = queue.enqueue(body, [AttachmentFile("trace.csv", trace)])
-    # The first try reached the server but its answer was lost.
+    # The first try created the run and uploaded the file, then died before finalizing;
+    # the run's answer was lost, the attachment step was recorded.
     entry = queue.get(queued.queue_id)
     first_id = client.create_run(entry["payload"])
+    ticket = client.create_attachment(first_id, "trace.csv")
+    client.put_attachment(ticket.upload_url, "trace.csv", Path(entry["attachments"][0]["path"]))
+    queue.conn.execute("UPDATE queue_attachments SET server_id = ?, upload_url = ?, step = 'uploaded'",
+                       (ticket.id, ticket.upload_url))
     assert Drainer(queue, client, lambda e: None).drain() is None
     (summary,) = server.runs()
     assert summary["id"] == first_id and summary["client_run_ref"] == queued.client_run_ref
-    assert [a["name"] for a in server.run(first_id)["attachments"]] == ["trace.csv"]
+    (attachment,) = server.run(first_id)["attachments"]  # resumed: not attached twice
+    assert attachment["id"] == ticket.id and httpx.get(attachment["download_url"]).content == b"t,v\n0,3.3\n"
     # A run for a procedure this station is not linked to is refused (403): parked, not "revoked".
     other = server.call("POST", "/v2/procedures", {"name": "Other"})["id"]
     queue.enqueue({**body, "procedure_id": other, "serial_number": "SN-X"})

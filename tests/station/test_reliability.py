@@ -19,5 +19,5 @@ def test_kill9_during_runs_and_uploads_loses_and_duplicates_nothing(tmp_path: Pa
     finally:
         server.close()
     assert result.runs_finished >= 5  # the loop really ran procedures between kills
-    assert result.duplicates == 0 and result.missing == 0
+    assert result.duplicates == 0 and result.missing == 0 and result.attachment_anomalies == 0
     assert result.runs_on_server == result.runs_finished

@@ -61,7 +61,13 @@ def run(
     headless: bool,
     tui: bool,
 ) -> None:
-    """Run the procedure at PATH (a directory holding procedure.yaml, or a .yaml file)."""
+    """Run the procedure at PATH (a directory holding procedure.yaml, or a .yaml file).
+
+    \b
+    Exit status: 0 PASS, 1 FAIL, 2 usage or load error (nothing ran),
+    3 ERROR, 4 TIMEOUT, 5 ABORTED (stopped, SIGINT/SIGTERM).
+    Ctrl-C once stops the run (teardown still runs); twice kills it.
+    """
     if upload:
         # Hook: the station's upload queue. Until it exists, refuse clearly before running.
         click.echo(
@@ -107,7 +113,9 @@ def run_procedure(path: Path, options: Any, *, as_json: bool) -> int:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
         if as_json:
-            event = ErrorEvent(message=str(exc), seq=1)
+            import uuid
+
+            event = ErrorEvent(message=str(exc), seq=1, execution_id=str(uuid.uuid4()))
             sys.stdout.write(event.model_dump_json() + "\n")
             sys.stdout.flush()
         return EXIT_USAGE

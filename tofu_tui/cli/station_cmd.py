@@ -301,6 +301,38 @@ def doctor() -> None:
     sys.exit(0 if ok else 1)
 
 
+def run_linked_procedure(procedure: str, *, unit: dict[str, str | None],
+                         ui_values: dict[str, dict[str, Any]] | None, as_json: bool) -> int:
+    """`tofu-tui run --procedure ID_OR_NAME`: the active deployment of a linked procedure,
+    through the daemon when one runs, else with the station engine in this process.
+    Returns the exit status of run-protocol.md."""
+    import asyncio
+
+    from tofu_tui.models.commands import RunCommand
+    from tofu_tui.procedure.outcomes import EXIT_CODES
+    from tofu_tui.procedure.render import HumanView, JsonView
+    from tofu_tui.station.control import CommandRefused, ControlError, NoDaemon
+    from tofu_tui.station.remote_run import run_in_process, run_via_daemon
+
+    command = RunCommand(procedure_id=procedure, serial_number=unit.get("serial_number"),
+                         part_number=unit.get("part_number"), revision_number=unit.get("revision_number"),
+                         batch_number=unit.get("batch_number"), ui_values=ui_values)
+    view: Any = JsonView(sys.stdout) if as_json else HumanView(sys.stdout, color=sys.stdout.isatty())
+    paths = _paths()
+    try:
+        try:
+            finished = asyncio.run(run_via_daemon(paths, command, view.on_event))
+        except NoDaemon:
+            finished = asyncio.run(run_in_process(paths, command, view.on_event))
+    except CommandRefused as exc:
+        click.echo(str(exc), err=True)
+        return 2
+    except ControlError as exc:
+        click.echo(str(exc), err=True)
+        return 1
+    return EXIT_CODES[finished.outcome]
+
+
 def register(group: click.Group) -> None:
     """Add this module's commands to the root group."""
     for command in (login, logout, whoami, queue, status, pull, doctor):

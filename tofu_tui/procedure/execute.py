@@ -50,7 +50,6 @@ from tofu_tui.procedure.payload import (
     UNIT_FIELDS,
     AttemptRecord,
     build_run,
-    fold_metadata,
     resolve_procedure_id,
     run_dict,
 )
@@ -106,7 +105,10 @@ class RunResult:
 
 
 class RunHandle:
-    """Steers a run in flight; returned by `start_run`."""
+    """Steers a run in flight; returned by `start_run`.
+
+    Call its methods on the event loop that runs the run (from another thread, go through
+    `loop.call_soon_threadsafe` or `asyncio.run_coroutine_threadsafe`)."""
 
     def __init__(self, run: _Run, task: asyncio.Task[RunResult]) -> None:
         self._run = run
@@ -359,7 +361,7 @@ class _Run:
         """Q4: a slot's plugs go once nothing left in that slot can use them."""
         if self.plugs is None or job.slot is None or self.scheduler is None:
             return
-        if all(j.final for j in self.scheduler.jobs if j.slot_index == job.slot_index):
+        if not self.scheduler.slot_open(job.slot_index):
             task = asyncio.ensure_future(self.plugs.stop_slot(job.slot))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
@@ -386,9 +388,13 @@ class _Run:
         if self.pool is not None:
             old = self.pool
             self._old_pools.append(old)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(old.close(), 10)
-            self._old_pools.remove(old)
+            teardown_running = self.scheduler is not None and any(
+                j.state == "running" for j in self.scheduler.jobs
+            )
+            if not teardown_running:  # else it closes at run end, after those finish
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(old.close(), 10)
+                self._old_pools.remove(old)
         pending_teardown = self.scheduler is not None and any(
             j.stage == "teardown" and not j.final and not j.phase.is_ui_only
             for j in self.scheduler.jobs
@@ -461,7 +467,7 @@ class _Run:
                 components,
                 waits=True,
                 validate=lambda _c, v: validate_identify(spec_unit, v),
-                preset=preset or None,
+                preset=preset,
             )
         except HeadlessPrompt:
             raise _NothingRan("ERROR", self._identify_headless(refusal)) from None
@@ -784,12 +790,12 @@ class _Run:
             record.run_metadata = {
                 k: v for k, v in result.run_metadata.items() if k not in run_metadata_in or run_metadata_in[k] != v
             }
-            scope.run_maps[phase.key] = record.run_metadata
+            _keep_map(scope.run_maps, phase.key, record.run_metadata)
         if unit_in is not None and unit_out is not None:
             before = unit_in.get("metadata") or {}
             after = unit_out.get("metadata") or {}
             record.unit_metadata = {k: v for k, v in after.items() if k not in before or before[k] != v}
-            scope.unit_maps[phase.key] = record.unit_metadata
+            _keep_map(scope.unit_maps, phase.key, record.unit_metadata)
             self._apply_unit_change(scope, unit_in, unit_out)
         scope.records.append(record)
         scope.results[phase.key] = PhaseResultView(
@@ -826,7 +832,7 @@ class _Run:
         """An attempt abandoned by the scheduler (stop grace over, teardown budget spent)."""
         scope = self._scope_of(job)
         started = self._attempt_start.get(job.id)
-        if started is None or job.state == "waiting":
+        if started is None or job.state == "waiting" or started[2] != job.retry_count:
             started_at = utc_now()
             self.emit(
                 PhaseStarted(phase_key=job.phase.key, phase_name=job.phase.name, attempt=job.retry_count, slot=scope.label)
@@ -932,6 +938,14 @@ class _NothingRan(Exception):
         self.outcome = outcome
 
 
+def _keep_map(maps: dict[str, dict[str, Any]], key: str, one: dict[str, Any]) -> None:
+    """A phase's latest metadata map (only non-empty ones are kept: later phases merge them)."""
+    if one:
+        maps[key] = one
+    else:
+        maps.pop(key, None)
+
+
 def _remaining(deadline: float | None) -> float | None:
     if deadline is None:
         return None
@@ -994,6 +1008,5 @@ __all__ = [
     "RunHandle",
     "RunOptions",
     "RunResult",
-    "fold_metadata",
     "start_run",
 ]

@@ -57,7 +57,8 @@ class PlugProcess:
     address: str
     log: Path
     fingerprint: str = ""
-    _stopped: bool = field(default=False, repr=False)
+    _stopping: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _stopped: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def as_address(self) -> PlugAddress:
         return PlugAddress(
@@ -77,10 +78,17 @@ class PlugProcess:
         return bool(reply and reply.get("ok"))
 
     def stop(self) -> None:
-        """`del` + gc in the plug process, then make sure the process is gone."""
-        if self._stopped:
+        """`del` + gc in the plug process, then make sure the process is gone. Safe to
+        call from several threads: the others wait until the first has finished."""
+        if not self._stopping.acquire(blocking=False):
+            self._stopped.wait()
             return
-        self._stopped = True
+        try:
+            self._stop()
+        finally:
+            self._stopped.set()
+
+    def _stop(self) -> None:
         if self.process.poll() is None:
             with contextlib.suppress(OSError, ValueError):
                 plughost.request(self.address, {"op": "shutdown"}, 1.0)
@@ -283,6 +291,7 @@ class PlugManager:
         self._execution: dict[str, PlugProcess] = {}
         self._station: dict[str, PlugProcess] = {}
         self._slots: dict[str, dict[str, PlugProcess]] = {}
+        self._started: list[PlugProcess] = []  # every instance this run started itself
         self._lock = asyncio.Lock()
 
     @property
@@ -294,6 +303,11 @@ class PlugManager:
         return any(plug.scope == "slot" for plug in self.plugs)
 
     def _start(self, plug: PlugSpec, slot: str | None) -> PlugProcess:
+        process = self._start_plug(plug, slot)
+        self._started.append(process)
+        return process
+
+    def _start_plug(self, plug: PlugSpec, slot: str | None) -> PlugProcess:
         return start_plug(
             self.loaded,
             plug,
@@ -348,10 +362,13 @@ class PlugManager:
         self._station = {}
 
     async def close(self) -> None:
-        """End of run: every slot and execution plug is stopped."""
+        """End of run: every slot and execution plug is stopped, including those whose
+        stop another task began, so no plug outlives the run's end."""
         for slot in list(self._slots):
             await self.stop_slot(slot)
         await self.stop_execution()
+        for process in self._started:
+            await asyncio.to_thread(process.stop)
         if self._socket_dir is not None:
             with contextlib.suppress(OSError):
                 self._socket_dir.rmdir()

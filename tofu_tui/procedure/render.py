@@ -88,7 +88,7 @@ class HumanView:
         self.logs: dict[tuple[str, str | None], list[PhaseLog]] = defaultdict(list)
         self.measurements: dict[tuple[str, str | None], dict[str, Any]] = defaultdict(dict)
         self.names: dict[tuple[str, str | None], str] = {}
-        self.counts: dict[str, int] = defaultdict(int)
+        self.finals: dict[tuple[str, str | None], str] = {}
         self.slotted = False
         self.handle: Any = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -145,6 +145,9 @@ class HumanView:
     def _on_phase_started(self, event: Any) -> None:
         key = self._key(event)
         self.names[key] = event.phase_name
+        if event.attempt:
+            where = f"[{event.slot}] " if self.slotted and event.slot else ""
+            self.write(self.dim(f"  ↻       {where}{event.phase_name}: retry {event.attempt}"))
         self.logs.pop(key, None)
         self.measurements.pop(key, None)
 
@@ -164,7 +167,7 @@ class HumanView:
         key = self._key(event)
         name = self.names.get(key, event.phase_key)
         outcome = event.outcome
-        self.counts[outcome] += 1
+        self.finals[key] = outcome  # the verdict counts each phase's final attempt
         label = self.paint(f"{outcome:<7}", outcome)
         where = f"[{event.slot}] " if self.slotted and event.slot else ""
         retry = f" (retry {event.attempt})" if event.attempt else ""
@@ -255,8 +258,13 @@ class HumanView:
 
     # --- the verdict -----------------------------------------------------------------
     def finish(self, result: Any) -> None:
+        if getattr(result, "error", None) and not result.runs:
+            return  # nothing ran; the error event already said why
         elapsed = _duration(time.monotonic() - self.started)
-        total = sum(self.counts.values())
+        counts: dict[str, int] = defaultdict(int)
+        for outcome in self.finals.values():
+            counts[outcome] += 1
+        total = len(self.finals)
         parts = [f"{total} phase{'s' if total != 1 else ''}"]
         for outcome, word in (
             ("PASS", "passed"),
@@ -266,13 +274,17 @@ class HumanView:
             ("SKIP", "skipped"),
             ("ABORTED", "aborted"),
         ):
-            if self.counts.get(outcome):
-                parts.append(f"{self.counts[outcome]} {word}")
+            if counts.get(outcome):
+                parts.append(f"{counts[outcome]} {word}")
         verdict = result.outcome
         line = f"{verdict}  " + ", ".join(parts) + f"  ·  {elapsed}"
         if result.runs and len(result.runs) == 1:
             line += f"  ·  {result.runs[0].serial_number}"
         self.write("")
+        if len(result.runs) > 1:
+            for run in result.runs:
+                slot = f"{run.slot_name or run.slot_key}: " if run.slot_key else ""
+                self.write(f"  {self.paint(f'{run.outcome:<7}', run.outcome)} {slot}{run.serial_number}")
         self.write(self.paint(line, verdict) if self.color else line)
 
 

@@ -60,10 +60,21 @@ class Job:
     rank: float  # queue position; retries jump to the front
     slot_index: int  # -1 for execution-wide
     deps: set[str] = field(default_factory=set)
-    state: JobState = "waiting"
+    _state: JobState = "waiting"
     retry_count: int = 0
     attempts: list[AttemptOutcome] = field(default_factory=list)
     final_action: NextAction | None = None
+    _observer: Callable[[Job, JobState, JobState], None] | None = None
+
+    @property
+    def state(self) -> JobState:
+        return self._state
+
+    @state.setter
+    def state(self, new: JobState) -> None:
+        old, self._state = self._state, new
+        if self._observer is not None and old != new:
+            self._observer(self, old, new)
 
     @property
     def key(self) -> str:
@@ -91,15 +102,17 @@ def build_jobs(spec: ProcedureSpec, slots: list[str | None]) -> list[Job]:
     strategy = spec.execution.strategy
     rank = itertools.count()
     jobs: list[Job] = []
+    ids: set[str] = set()
 
     def add(phase: PhaseSpec, stage: Stage, slot: str | None, slot_index: int) -> None:
         job_id = f"{stage}:{phase.key}@{slot if slot is not None else '*'}"
         # setup/teardown keys are not checked for duplicates: keep ids unique anyway
         n = 2
         base = job_id
-        while any(j.id == job_id for j in jobs):
+        while job_id in ids:
             job_id = f"{base}#{n}"
             n += 1
+        ids.add(job_id)
         jobs.append(Job(job_id, phase, slot, stage, next(rank), slot_index))
 
     def stage_phases(stage: Stage) -> list[PhaseSpec]:
@@ -128,10 +141,16 @@ def build_jobs(spec: ProcedureSpec, slots: list[str | None]) -> list[Job]:
     # Explicit edges resolve within a slot, or among execution-wide phases; forward edges
     # count too (Q2). An edge to a later stage could never be satisfied: ignored.
     order = {stage: i for i, stage in enumerate(STAGES)}
+    by_key: dict[tuple[int, str], list[Job]] = {}
     for job in jobs:
-        peers = [j for j in jobs if j.slot_index == job.slot_index and j is not job]
+        by_key.setdefault((job.slot_index, job.key), []).append(job)
+    for job in jobs:
         for dep_key in job.phase.depends_on:
-            candidates = [p for p in peers if p.key == dep_key and order[p.stage] <= order[job.stage]]
+            candidates = [
+                p
+                for p in by_key.get((job.slot_index, dep_key), [])
+                if p is not job and order[p.stage] <= order[job.stage]
+            ]
             if not candidates:
                 continue  # disabled or unresolved: ignored
             same_stage = [p for p in candidates if p.stage == job.stage]
@@ -176,6 +195,18 @@ class Scheduler:
         self._front = itertools.count(1)
         self._order = list(self.jobs)  # queue order; re-sorted when a retry jumps the front
         self._order_dirty = False
+        self._scan_from = 0  # every job before this index is running or final
+        # incremental counts, kept by Job.state's observer
+        self._open_groups: dict[tuple[int, str], int] = {}
+        self._busy: dict[int, int] = {}  # slot -> running non-teardown jobs
+        self._n_open = 0
+        self._n_running = 0
+        self._n_delayed = 0
+        for job in self.jobs:
+            group = (job.slot_index, job.stage)
+            self._open_groups[group] = self._open_groups.get(group, 0) + 1
+            self._n_open += 1
+            job._observer = self._state_changed
         self._tasks: dict[asyncio.Task[AttemptOutcome], Job] = {}
         self._timers: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -235,23 +266,30 @@ class Scheduler:
                 else:
                     job.state = "cancelled"
 
-    def _running(self) -> list[Job]:
-        return [job for job in self.jobs if job.state == "running"]
+    def slot_open(self, slot_index: int) -> int:
+        """Jobs of a slot that are not final yet."""
+        return sum(self._open_groups.get((slot_index, stage), 0) for stage in STAGES)
 
-    def _snapshot(self) -> tuple[dict[tuple[int, str], int], set[int]]:
-        """Unfinished jobs per (slot, stage), and slots with a running non-teardown job."""
-        open_groups: dict[tuple[int, str], int] = {}
-        busy: set[int] = set()
-        for j in self.jobs:
-            if not j.final:
-                group = (j.slot_index, j.stage)
-                open_groups[group] = open_groups.get(group, 0) + 1
-                if j.state == "running" and j.stage != "teardown":
-                    busy.add(j.slot_index)
-        return open_groups, busy
+    def _state_changed(self, job: Job, old: JobState, new: JobState) -> None:
+        final = ("done", "cancelled")
+        if old not in final and new in final:
+            group = (job.slot_index, job.stage)
+            self._open_groups[group] -= 1
+            self._n_open -= 1
+        for state, delta in ((old, -1), (new, 1)):
+            if state == "running":
+                self._n_running += delta
+                if job.stage != "teardown":
+                    self._busy[job.slot_index] = self._busy.get(job.slot_index, 0) + delta
+            elif state == "delayed":
+                self._n_delayed += delta
+
+    def _snapshot(self) -> tuple[dict[tuple[int, str], int], dict[int, int]]:
+        """Unfinished jobs per (slot, stage), and running non-teardown jobs per slot."""
+        return self._open_groups, self._busy
 
     def _implicitly_ready(
-        self, job: Job, snapshot: tuple[dict[tuple[int, str], int], set[int]] | None = None
+        self, job: Job, snapshot: tuple[dict[tuple[int, str], int], dict[int, int]] | None = None
     ) -> bool:
         open_groups, busy = snapshot or self._snapshot()
         if job.execution_wide:
@@ -271,14 +309,14 @@ class Scheduler:
         # per-slot teardown: after the slot's setup and main, and no running job of the slot
         if open_groups.get((mine, "setup")) or open_groups.get((mine, "main")):
             return False
-        return mine not in busy
+        return not busy.get(mine)
 
     def _ready(
         self,
         job: Job,
         *,
         ignore_edges: bool = False,
-        snapshot: tuple[dict[tuple[int, str], int], set[int]] | None = None,
+        snapshot: tuple[dict[tuple[int, str], int], dict[int, int]] | None = None,
     ) -> bool:
         if job.state != "waiting" or not self._implicitly_ready(job, snapshot):
             return False
@@ -288,8 +326,8 @@ class Scheduler:
         if self.strategy != "slot_first":
             return
         while self.active_slot < self.slot_count - 1:
-            current = [j for j in self.jobs if j.slot_index == self.active_slot]
-            if all(j.final for j in current) and not self._running():
+            slot_open = sum(self._open_groups.get((self.active_slot, st), 0) for st in STAGES)
+            if not slot_open and not self._n_running:
                 self.active_slot += 1
             else:
                 return
@@ -303,12 +341,20 @@ class Scheduler:
         if self._order_dirty:
             self._order.sort(key=lambda j: j.rank)
             self._order_dirty = False
+            self._scan_from = 0
+        order = self._order
+        while self._scan_from < len(order) and order[self._scan_from].state in ("running", "done", "cancelled"):
+            self._scan_from += 1
         snapshot = self._snapshot()
-        waiting = [j for j in self._order if j.state == "waiting"]
-        for job in waiting:
+        any_waiting = False
+        for job in itertools.islice(order, self._scan_from, None):
+            if job.state != "waiting":
+                continue
+            any_waiting = True
             if self._ready(job, snapshot=snapshot):
                 return job
-        if waiting and not self._tasks and not any(j.state == "delayed" for j in self.jobs):
+        if any_waiting and not self._tasks and not self._n_delayed:
+            waiting = [j for j in order if j.state == "waiting"]
             # Only unchecked setup/teardown edges can form a cycle; never deadlock on one.
             for job in waiting:
                 if self._ready(job, ignore_edges=True, snapshot=snapshot):
@@ -340,7 +386,7 @@ class Scheduler:
                 if job is None:
                     break
                 self._dispatch(job)
-            if all(j.final for j in self.jobs):
+            if not self._n_open:
                 return
             self._wake.clear()
             waits: set[asyncio.Future[Any]] = set(self._tasks)

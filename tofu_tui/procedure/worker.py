@@ -11,7 +11,7 @@ engine -> worker
   {"t": "give", "results": {...}, "plugs": {...}, "avail_results", "avail_plugs"}
 worker -> engine
   {"t": "ready", "pid"}                 once, after start-up
-  {"t": "imp"} / {"t": "body"}          stage markers (import watchdog)
+  {"t": "body"}                         import done, body starting (import watchdog)
   {"t": "need", "names": [...]}         parameters that are not built-ins
   {"t": "log", "l": [[level, ts, message, file, line], ...]}   batched
   {"t": "m", "k", "r": record}          a measurement record (full, after each change)
@@ -19,7 +19,9 @@ worker -> engine
   {"t": "att", "n", "p", "s"}           attachment copied into the engine's folder
   {"t": "done", "error", "signal", "smsg", "unit", "rmeta", "t0", "t1", "dropped"}
 
-Process-global state persists between jobs: the worker is long-lived.
+Worker messages are batched (one write per batch, flushed every few ms, and always
+with "done"), so a trivial phase costs one round trip. Process-global state persists
+between jobs: the worker is long-lived; phases run on one long-lived non-main thread.
 """
 
 from __future__ import annotations
@@ -100,6 +102,11 @@ class LogSink:
         self.dropped = 0
         self.tail: collections.deque[list[Any]] = collections.deque(maxlen=TAIL_LINES)
         self.wake = threading.Event()
+        self.output: OutputBuffer | None = None  # print() text not yet split into lines
+
+    def drain_output(self) -> None:
+        if self.output is not None:
+            self.output.drain()
 
     def begin(self) -> None:
         with self.lock:
@@ -112,6 +119,7 @@ class LogSink:
             self.tail.clear()
 
     def post(self, msg: dict[str, Any], urgent: bool = False) -> None:
+        self.drain_output()  # what the phase printed before this goes out before it
         with self.lock:
             if not self.active:
                 return
@@ -134,6 +142,10 @@ class LogSink:
     def log(self, level: str, message: str, file: str = "", line: int = 0) -> None:
         if not self.active:
             return
+        self.drain_output()
+        self.log_one(level, message, file, line)
+
+    def log_one(self, level: str, message: str, file: str = "", line: int = 0) -> None:
         if len(message) > LINE_CAP:
             message = f"{message[:LINE_CAP]} [... {len(message) - LINE_CAP} characters cut]"
         if file and file.startswith(self.prefix):
@@ -152,6 +164,34 @@ class LogSink:
                     self.dropped += 1
                 self.tail.append(entry)
 
+    def log_lines(self, level: str, lines: list[str]) -> None:
+        """Many output lines at once (already stripped, non-blank and capped)."""
+        if not self.active or not lines:
+            return
+        now = time.time()
+        with self.lock:
+            if not self.active:
+                return
+            room = HEAD_LINES - self.sent
+            if room > 0:
+                head = lines[:room] if len(lines) > room else lines
+                self.sent += len(head)
+                pending = self.pending
+                if not (pending and pending[-1]["t"] == "log"):
+                    pending.append({"t": "log", "l": []})
+                    if len(pending) == 1:
+                        self.wake.set()
+                pending[-1]["l"].extend([level, now, m, "", 0] for m in head)
+                self.pending_lines += len(head)
+                if self.pending_lines >= BATCH_LINES:
+                    self._flush_locked()
+                lines = lines[room:] if len(lines) > room else []
+            if lines:
+                total = len(self.tail) + len(lines)
+                if total > TAIL_LINES:
+                    self.dropped += total - TAIL_LINES
+                self.tail.extend([level, now, m, "", 0] for m in lines[-TAIL_LINES:])
+
     def _append_line(self, entry: list[Any]) -> None:
         pending = self.pending
         if pending and pending[-1]["t"] == "log":
@@ -163,6 +203,7 @@ class LogSink:
         self.pending_lines += 1
 
     def flush(self) -> None:
+        self.drain_output()
         with self.lock:
             self._flush_locked()
 
@@ -178,6 +219,7 @@ class LogSink:
 
     def end(self, done: dict[str, Any]) -> None:
         """Stop collecting; send what is pending, the kept tail and `done` in one write."""
+        self.drain_output()
         with self.lock:
             self.active = False
             if self.dropped:
@@ -217,6 +259,59 @@ def _last_overwrite(line: str) -> str:
     return line[line.rfind("\r") + 1 :]
 
 
+def _clean_line(line: str) -> str:
+    if "\r" in line:
+        line = _last_overwrite(line)
+    if len(line) > LINE_CAP:
+        return f"{line[:LINE_CAP].strip()} [... {len(line) - LINE_CAP} characters cut]"
+    return line.strip()
+
+
+class OutputBuffer:
+    """print() and sys.stdout/stderr writes, in order, turned into lines in bulk.
+
+    A write only appends; text is split into lines when anything else is logged or
+    posted (so the order holds), when the buffer is large, or by the flusher within a
+    few milliseconds. Splitting many lines at once keeps a flood of prints cheap.
+    """
+
+    def __init__(self, sink: LogSink) -> None:
+        self.sink = sink
+        self.items: list[tuple[LineSplitter, str]] = []
+        self.size = 0
+        self.lock = threading.Lock()
+        self.drain_lock = threading.Lock()
+
+    def write(self, splitter: LineSplitter, text: str) -> None:
+        with self.lock:
+            self.items.append((splitter, text))
+            self.size += len(text)
+            big = self.size > 65536
+            first = len(self.items) == 1
+        if big:
+            self.drain()
+        elif first:
+            self.sink.wake.set()
+
+    def drain(self) -> None:
+        if not self.items:
+            return
+        with self.drain_lock:
+            with self.lock:
+                items, self.items, self.size = self.items, [], 0
+            if not items:
+                return
+            current = items[0][0]
+            texts: list[str] = []
+            for splitter, text in items:
+                if splitter is not current:
+                    current.feed("".join(texts))
+                    texts = []
+                    current = splitter
+                texts.append(text)
+            current.feed("".join(texts))
+
+
 class LineSplitter:
     """Turns a stream of text chunks into stripped, non-blank, length-capped lines."""
 
@@ -232,13 +327,6 @@ class LineSplitter:
         if not text:
             return
         with self.lock:
-            if text == "\n" and not self.overflow:  # print()'s line end: the common case
-                parts = self.parts
-                if parts:
-                    self.parts = []
-                    self.size = 0
-                    self._emit_text(parts[0] if len(parts) == 1 else "".join(parts))
-                return
             if "\n" not in text:
                 if self.size + len(text) <= LINE_CAP:
                     self.parts.append(text)
@@ -248,26 +336,22 @@ class LineSplitter:
                 return
             pieces = text.split("\n")
             last = pieces.pop()
-            first = True
-            for piece in pieces:
-                if first and (self.parts or self.overflow):
-                    self._partial(piece)
-                    self._emit()
+            lines: list[str] = []
+            if self.parts or self.overflow:
+                self._partial(pieces[0])
+                first = self._take()
+                if first:
+                    lines.append(first)
+                del pieces[0]
+            if pieces:
+                if "\r" in text or max(map(len, pieces)) > LINE_CAP:
+                    lines.extend(filter(None, map(_clean_line, pieces)))
                 else:
-                    self._emit_text(piece)
-                first = False
+                    lines.extend(filter(None, map(str.strip, pieces)))
+            if lines:
+                self.sink.log_lines(self.level, lines)
             if last:
                 self._partial(last)
-
-    def _emit_text(self, line: str) -> None:
-        if "\r" in line:
-            line = _last_overwrite(line)
-        if len(line) > LINE_CAP:
-            line = f"{line[:LINE_CAP].strip()} [... {len(line) - LINE_CAP} characters cut]"
-        else:
-            line = line.strip()
-        if line:
-            self.sink.log(self.level, line)
 
     def _partial(self, piece: str) -> None:
         if not piece:
@@ -286,7 +370,8 @@ class LineSplitter:
         self.parts.append(piece)
         self.size += len(piece)
 
-    def _emit(self) -> None:
+    def _take(self) -> str:
+        """The pending partial line, cleaned; resets it."""
         line = "".join(self.parts)
         if "\r" in line:
             line = _last_overwrite(line)
@@ -296,8 +381,12 @@ class LineSplitter:
         self.parts = []
         self.size = 0
         self.overflow = 0
+        return line
+
+    def _emit(self) -> None:
+        line = self._take()
         if line:
-            self.sink.log(self.level, line)
+            self.sink.log_lines(self.level, [line])
 
     def finish(self) -> None:
         with self.lock:
@@ -311,7 +400,7 @@ class _BinaryWriter:
         self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
 
     def write(self, data: bytes) -> int:
-        self.stream.splitter.feed(self.decoder.decode(bytes(data)))
+        self.stream.write(self.decoder.decode(bytes(data)))
         return len(data)
 
     def flush(self) -> None:
@@ -321,9 +410,10 @@ class _BinaryWriter:
 class CapturedStream(io.TextIOBase):
     """Replaces sys.stdout / sys.stderr: every line becomes a log line."""
 
-    def __init__(self, splitter: LineSplitter, fd: int) -> None:
+    def __init__(self, splitter: LineSplitter, fd: int, output: OutputBuffer | None = None) -> None:
         super().__init__()
         self.splitter = splitter
+        self.output = output
         self._fd = fd
         self.buffer = _BinaryWriter(self)
         self.name = "<stdout>" if fd == 1 else "<stderr>"
@@ -341,7 +431,10 @@ class CapturedStream(io.TextIOBase):
     def write(self, text: str) -> int:
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        self.splitter.feed(text)
+        if self.output is not None:
+            self.output.write(self.splitter, text)
+        else:
+            self.splitter.feed(text)
         return len(text)
 
     def flush(self) -> None:
@@ -977,15 +1070,14 @@ class Attach:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"attach.file: no such file: {path}")
         name = attachment_name or os.path.basename(path)
-        with open(path, "rb") as src:
-            self._job.store_attachment(name, src.read())
+        self._job.store_attachment(name, source=path)
 
     def data(self, data: bytes, attachment_name: str) -> None:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError(f"attach.data needs bytes, not {type(data).__name__}")
         if not attachment_name:
             raise ValueError("attach.data needs an attachment_name")
-        self._job.store_attachment(str(attachment_name), bytes(data))
+        self._job.store_attachment(str(attachment_name), data=bytes(data))
 
 
 class ResultView:
@@ -1170,15 +1262,25 @@ class Job:
         }
         self.worker.sink.post({"t": "m", "k": key, "r": record})
 
-    def store_attachment(self, name: str, data: bytes) -> None:
+    def store_attachment(self, name: str, data: bytes = b"", source: str | None = None) -> None:
+        """Copy into the engine's attachment folder now: the phase may change or delete
+        its file afterwards, and the engine owns what it uploads."""
         folder = self.ctx.get("attachments_dir") or self.proc_dir
         os.makedirs(folder, exist_ok=True)
         self.attach_count += 1
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", os.path.basename(name))[:100] or "attachment"
-        path = os.path.join(folder, f"{self.msg.get('id', 'job')}-{self.attach_count}-{safe}")
-        with open(path, "wb") as fh:
-            fh.write(data)
-        self.worker.sink.post({"t": "att", "n": name, "p": path, "s": len(data)})
+        job = re.sub(r"[^A-Za-z0-9_.-]", "_", str(self.msg.get("id", "job")))[:100]
+        unique = os.urandom(4).hex()  # runs may share a folder and reuse job ids
+        path = os.path.join(folder, f"{job}-{self.attach_count}-{unique}-{safe}")
+        if source is not None:
+            import shutil
+
+            shutil.copyfile(source, path)
+        else:
+            with open(path, "wb") as fh:
+                fh.write(data)
+        size = os.path.getsize(path)
+        self.worker.sink.post({"t": "att", "n": name, "p": path, "s": size})
 
     # -- the body ------------------------------------------------------------------
 
@@ -1345,7 +1447,6 @@ class Worker:
         self.capture: Any = None
         self.root_logger: Any = None
         self.is_fork_child = False
-        self.inbox: list[dict[str, Any]] = []
 
     def wait_give(self) -> dict[str, Any]:
         msg = self.channel.recv()
@@ -1379,8 +1480,10 @@ class Worker:
         # Separate splitters: a partial line from print() must not glue onto a child's.
         self.fd_out = FdCapture(1, LineSplitter(self.sink, "INFO"))
         self.fd_err = FdCapture(2, LineSplitter(self.sink, "WARNING"))
-        self.stdout = CapturedStream(self.out, 1)
-        self.stderr = CapturedStream(self.err, 2)
+        output = OutputBuffer(self.sink)
+        self.sink.output = output
+        self.stdout = CapturedStream(self.out, 1, output)
+        self.stderr = CapturedStream(self.err, 2, output)
         sys.stdout = self.stdout  # type: ignore[assignment]
         sys.stderr = self.stderr  # type: ignore[assignment]
 
@@ -1425,12 +1528,17 @@ class Worker:
 
     def run_job(self, msg: dict[str, Any]) -> None:
         self.reset_process()
+        self.sink.drain_output()  # stray output from between jobs is dropped, not kept
+        for splitter in (self.out, self.err):
+            with splitter.lock:
+                splitter.parts, splitter.size, splitter.overflow = [], 0, 0
         self.sink.begin()
         t0 = time.time()
         try:
             done = Job(self, msg).execute()
         except BaseException as exc:  # the job's own bookkeeping failed; still answer
             done = {"t": "done", "error": f"The worker failed to run the phase: {exc!r}"}
+        self.sink.drain_output()
         if self.fd_out is not None:
             self.fd_out.drain()
             self.fd_err.drain()

@@ -210,25 +210,36 @@ class ApiClient:
         response = self._request("POST", "/v2/runs", "uploading a run", json_body=body)
         return str(response.json()["id"])
 
-    def upload_attachment(self, run_id: str, name: str, path: Path) -> str:
-        """The first attachment flow of api.md: create, PUT the bytes, finalize."""
+    def create_attachment(self, run_id: str, name: str) -> UploadTicket:
+        """The first attachment flow of api.md: create, then PUT the bytes, then finalize."""
         ticket = UploadTicket.model_validate(self._request(
             "POST", f"/v2/runs/{run_id}/attachments", f"creating attachment {name!r}", json_body={"name": name}).json())
-        url = ticket.upload_url
-        if not url.startswith(("http://", "https://")):
-            url = urljoin(self.server_url + "/", url.lstrip("/"))
+        if not ticket.upload_url.startswith(("http://", "https://")):
+            ticket.upload_url = urljoin(self.server_url + "/", ticket.upload_url.lstrip("/"))
+        return ticket
+
+    def put_attachment(self, upload_url: str, name: str, path: Path) -> None:
         data = path.read_bytes()
         try:
-            if url.startswith(self.server_url + "/"):
-                put = self._http.put(url, content=data, headers={"Content-Type": "application/octet-stream"})
+            if upload_url.startswith(self.server_url + "/"):
+                put = self._http.put(upload_url, content=data, headers={"Content-Type": "application/octet-stream"})
             else:
                 # Pre-signed storage elsewhere: it gets the bytes, never the station key.
-                put = httpx.put(url, content=data, timeout=self._http.timeout, verify=self._verify,
+                put = httpx.put(upload_url, content=data, timeout=self._http.timeout, verify=self._verify,
                                 headers={"Content-Type": "application/octet-stream"})
+        except httpx.TimeoutException:
+            raise Unreachable(f"uploading attachment {name!r}: the upload URL did not answer in time.") from None
         except httpx.TransportError as exc:
             raise Unreachable(f"uploading attachment {name!r}: cannot reach the upload URL ({exc}).") from None
         raise_for(put, f"uploading attachment {name!r}")
-        self._request("POST", f"/v2/attachments/{ticket.id}/finalize", f"finalizing attachment {name!r}")
+
+    def finalize_attachment(self, attachment_id: str, name: str) -> None:
+        self._request("POST", f"/v2/attachments/{attachment_id}/finalize", f"finalizing attachment {name!r}")
+
+    def upload_attachment(self, run_id: str, name: str, path: Path) -> str:
+        ticket = self.create_attachment(run_id, name)
+        self.put_attachment(ticket.upload_url, name, path)
+        self.finalize_attachment(ticket.id, name)
         return ticket.id
 
     # --- presence ---------------------------------------------------------------------

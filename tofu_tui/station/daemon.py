@@ -105,6 +105,7 @@ class StationDaemon:
         self._drain_now = asyncio.Event()
         self._pull_now = asyncio.Event()
         self._sync_lock = asyncio.Lock()
+        self._run_logs: dict[str, Any] = {}
 
     # --- lifecycle --------------------------------------------------------------------
     async def run(self) -> int:
@@ -229,12 +230,23 @@ class StationDaemon:
         self.bus.publish(event)
 
     def _run_log(self, event: Event) -> None:
-        """One JSONL file per run under logs/."""
+        """One JSONL file per run under logs/, kept open while its run is in flight."""
         if not event.execution_id or event.type.startswith(("upload_", "deployment_", "connectivity")):
             return
-        self.paths.logs.mkdir(parents=True, exist_ok=True)
-        with (self.paths.logs / f"{event.execution_id}.jsonl").open("a", encoding="utf-8") as handle:
-            handle.write(event.model_dump_json() + "\n")
+        line = event.model_dump_json() + "\n"
+        handle = self._run_logs.get(event.execution_id)
+        if handle is None:
+            self.paths.logs.mkdir(parents=True, exist_ok=True)
+            path = self.paths.logs / f"{event.execution_id}.jsonl"
+            if self.in_flight is None or self.in_flight.execution_id != event.execution_id:
+                with path.open("a", encoding="utf-8") as late:  # after its run ended
+                    late.write(line)
+                return
+            handle = path.open("a", encoding="utf-8")
+            self._run_logs[event.execution_id] = handle
+        handle.write(line)
+        if event.type in ("phase_finished", "run_finished"):
+            handle.flush()
 
     def _connectivity(self, connected: bool, detail: str | None) -> None:
         now = time.time()
@@ -406,6 +418,9 @@ class StationDaemon:
             self.say("error", "run_failed", {"execution_id": flight.execution_id,
                                              "message": f"{type(exc).__name__}: {exc}"})
         finally:
+            log = self._run_logs.pop(flight.execution_id, None)
+            if log is not None:
+                log.close()
             self.in_flight = None
             self.deployments.run_ended(flight.version)
             self._drain_now.set()

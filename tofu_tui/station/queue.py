@@ -277,12 +277,7 @@ class Drainer:
                 conn.execute("UPDATE queue SET run_id = ?, state = 'uploading' WHERE id = ?", (run_id, queue_id))
             for attachment in conn.execute("SELECT * FROM queue_attachments WHERE queue_id = ? AND done = 0 "
                                            "ORDER BY id", (queue_id,)).fetchall():
-                path = Path(attachment["path"])
-                if not path.exists():
-                    raise Rejected(f"attachment {attachment['name']!r}: its queued copy {path} is missing")
-                server_id = self.client.upload_attachment(run_id, attachment["name"], path)
-                conn.execute("UPDATE queue_attachments SET done = 1, server_id = ? WHERE id = ?",
-                             (server_id, attachment["id"]))
+                self._upload_attachment(run_id, attachment)
         except Unauthorized:
             raise
         except (Retryable, Unreachable) as exc:
@@ -301,3 +296,28 @@ class Drainer:
         self.queue.delete([queue_id])
         self.emit(UploadSucceeded(queue_id=queue_id, client_run_ref=ref, run_id=str(run_id)))
         return True
+
+    def _upload_attachment(self, run_id: str, row: sqlite3.Row) -> None:
+        """Create, PUT, finalize; each step recorded, so a retry resumes where it stopped
+        instead of attaching the file twice."""
+        conn = self.queue.conn
+        name, path = str(row["name"]), Path(row["path"])
+        if not path.exists():
+            raise Rejected(f"attachment {name!r}: its queued copy {path} is missing")
+        server_id, url, step = row["server_id"], row["upload_url"], row["step"]
+        if step == "new" or not server_id:
+            ticket = self.client.create_attachment(run_id, name)
+            server_id, url, step = ticket.id, ticket.upload_url, "created"
+            conn.execute("UPDATE queue_attachments SET server_id = ?, upload_url = ?, step = ? WHERE id = ?",
+                         (server_id, url, step, row["id"]))
+        if step == "created":
+            try:
+                self.client.put_attachment(url, name, path)
+            except Rejected as exc:
+                if exc.status != 409:  # 409: finalized by an earlier try whose answer was lost
+                    # The URL may have expired: start this file over on the next try.
+                    conn.execute("UPDATE queue_attachments SET step = 'new' WHERE id = ?", (row["id"],))
+                    raise
+            conn.execute("UPDATE queue_attachments SET step = 'uploaded' WHERE id = ?", (row["id"],))
+        self.client.finalize_attachment(server_id, name)
+        conn.execute("UPDATE queue_attachments SET done = 1, step = 'done' WHERE id = ?", (row["id"],))

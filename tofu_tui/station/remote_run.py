@@ -38,6 +38,53 @@ async def run_via_daemon(paths: StationPaths, command: RunCommand, on_event: Cal
         await client.close()
 
 
+async def run_in_process(paths: StationPaths, command: RunCommand,
+                         on_event: Callable[[Event], None]) -> RunFinished:
+    """No daemon runs: start the station engine in this process for one run (the same
+    code as the daemon: deployment lookup, persist first, one upload attempt), then stop.
+    A run that could not be uploaded now stays queued for the next daemon."""
+    import asyncio
+
+    from tofu_tui.station.api_client import ApiError
+    from tofu_tui.station.daemon import StationDaemon
+
+    failure: list[str] = []
+    daemon = StationDaemon(paths, handle_signals=False,
+                           say=lambda level, name, fields: failure.append(str(fields.get("message", name)))
+                           if level == "error" else None)
+    task = asyncio.create_task(daemon.run())
+    started = asyncio.create_task(daemon.started.wait())
+    await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        started.cancel()
+        raise ControlError(" ".join(failure) or "The station engine could not start.")
+    events = daemon.subscribe()
+    finished: RunFinished | None = None
+    try:
+        await daemon.sync(force=False)  # the latest deployment if the server answers; else the local one
+        execution_id = (await daemon.handle_command(command))["execution_id"]
+        while finished is None:
+            event = await events.get()
+            if event is None:
+                break
+            if event.execution_id == execution_id:
+                on_event(event)
+                if isinstance(event, RunFinished):
+                    finished = event
+        while daemon.in_flight is not None:  # every slot's result committed to the queue
+            await asyncio.sleep(0.05)
+        try:
+            await asyncio.to_thread(daemon.drainer.drain, 10)
+        except ApiError:
+            pass  # stays queued; the daemon uploads it later
+    finally:
+        daemon.request_stop("one-shot run done")
+        await task
+    if finished is None:
+        raise ControlError("The run ended without a result.")
+    return finished
+
+
 def queue_local_run(paths: StationPaths, run: RunCreate, attachments: Iterable[AttachmentFile] = (),
                     *, execution_id: str = "") -> UploadQueued:
     """Commit a finished run to this station's upload queue; the daemon uploads it."""

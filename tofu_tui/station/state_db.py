@@ -80,6 +80,12 @@ MIGRATIONS: list[str] = [
         last_used_at REAL
     );
     """,
+    # 2: attachment uploads resume where they stopped (created -> uploaded -> done), so a
+    # crash between steps never leaves a second copy on the run
+    """
+    ALTER TABLE queue_attachments ADD COLUMN upload_url TEXT;
+    ALTER TABLE queue_attachments ADD COLUMN step TEXT NOT NULL DEFAULT 'new'
+    """,
 ]
 
 
