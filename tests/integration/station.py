@@ -14,7 +14,9 @@ from textual.pilot import Pilot
 from tests.conftest import run_cli
 from tests.station.gitrepo import Repo
 from tests.station.realserver import RealServer
+from tests.tui.conftest import screen_text
 from tofu_tui.station.paths import StationPaths, station_paths
+from tofu_tui.tui.forms import PromptForm
 
 PROCEDURE_YAML = """name: Board test
 version: "1.0"
@@ -75,3 +77,10 @@ async def until(pilot: Pilot[Any], condition: Callable[[], Any], what: str, time
             return value
         await pilot.pause(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+async def prompt_shown(pilot: Pilot[Any], label: str = "Inspection note") -> Any:
+    """The run's prompt form, once it is on screen (not merely pushed)."""
+    app = pilot.app
+    return await until(pilot, lambda: isinstance(app.screen, PromptForm) and app.screen.request_id
+                       and label in screen_text(app) and app.screen, "the run's prompt")

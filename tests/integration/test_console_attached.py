@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
-from tests.integration.station import Station, enrolled_station, until
+from tests.integration.station import Station, enrolled_station, prompt_shown, until
 from tests.station.daemonproc import Daemon, wait_until
 from tests.station.realserver import RealServer
 from tests.tui.conftest import screen_text, toasts
@@ -66,9 +66,7 @@ async def test_attach_run_answer_prompt_and_detach(station: Station, daemon: Dae
         assert isinstance(app.screen, PromptForm)
         await pilot.press(*"S42", "tab", *"P7", "enter")
         # The run's prompt opens on its own once the first phase has passed.
-        form = await until(pilot, lambda: isinstance(app.screen, PromptForm) and app.screen.request_id
-                           and app.screen, "the run's prompt")
-        assert "Inspection note" in screen_text(app)
+        form = await prompt_shown(pilot)
 
         # The daemon's refusal comes back as its reason, naming the field.
         reason = await backend.send(UiResponseCommand(request_id=form.request_id, values={"note": ""}))
@@ -134,8 +132,7 @@ async def test_attach_mid_run_shows_the_run_and_its_waiting_prompt(station: Stat
     assert backend is not None
     app = StationConsole(backend, status_interval=3600)
     async with app.run_test(size=WIDE, notifications=True) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, PromptForm) and "Inspection note" in screen_text(app),
-                    "the waiting prompt")
+        await prompt_shown(pilot)
         assert "S77" in screen_text(app)
         await pilot.press("o", "k", "enter")
         await until(pilot, lambda: "Run finished: PASS" in toasts(app), "the run to pass")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
-from tests.integration.station import Station, enrolled_station, until
+from tests.integration.station import Station, enrolled_station, prompt_shown, until
 from tests.station.realserver import RealServer
 from tests.tui.conftest import screen_text, toasts
 from tofu_tui.station.paths import station_paths
@@ -50,8 +50,7 @@ async def start_run(pilot, app: StationConsole, serial: str) -> PromptForm:  # t
     await until(pilot, lambda: "Board test" in screen_text(app) and "active" in screen_text(app),
                 "the deployed procedure", timeout=20)
     await pilot.press("r", *serial, "tab", "P", "enter")
-    return await until(pilot, lambda: isinstance(app.screen, PromptForm) and app.screen.request_id and app.screen,
-                       "the run's prompt")
+    return await prompt_shown(pilot)
 
 
 @pytest.mark.timeout(60)

@@ -9,12 +9,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
-from tests.integration.station import PHASES_PY, PROCEDURE_YAML, until
+from tests.integration.station import PHASES_PY, PROCEDURE_YAML, prompt_shown, until
 from tests.tui.conftest import screen_text, toasts
 from tofu_tui.procedure.execute import RunOptions
 from tofu_tui.procedure.load import load_procedure
 from tofu_tui.tui.app import StationConsole
-from tofu_tui.tui.forms import PromptForm
 from tofu_tui.tui.run_backend import OneRunBackend
 
 WIDE = (160, 48)
@@ -34,8 +33,7 @@ async def test_one_run_in_the_console_answer_then_pass(tmp_path: Path) -> None:
     backend = await OneRunBackend(load_procedure(folder(tmp_path)), options).start()
     app = StationConsole(backend, status_interval=3600)
     async with app.run_test(size=WIDE, notifications=True) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, PromptForm) and app.screen.request_id, "the prompt")
-        assert "Inspection note" in screen_text(app)
+        await prompt_shown(pilot)
         await pilot.press("o", "k", "enter")
         await until(pilot, lambda: "Run finished: PASS" in toasts(app), "the run to pass")
         assert "Board test · one run" in screen_text(app)
@@ -55,7 +53,7 @@ async def test_quitting_the_one_run_console_stops_the_run(tmp_path: Path) -> Non
     backend = await OneRunBackend(load_procedure(folder(tmp_path)), options).start()
     app = StationConsole(backend, status_interval=3600)
     async with app.run_test(size=WIDE, notifications=True) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, PromptForm) and app.screen.request_id, "the prompt")
+        await prompt_shown(pilot)
         await pilot.press("escape", "q", "y")
         await pilot.pause()
     await backend.close()
