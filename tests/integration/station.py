@@ -14,7 +14,7 @@ from textual.pilot import Pilot
 from tests.conftest import run_cli
 from tests.station.gitrepo import Repo
 from tests.station.realserver import RealServer
-from tests.tui.conftest import screen_text
+from tests.tui.conftest import screen_text, toasts
 from tofu_tui.station.paths import StationPaths, station_paths
 from tofu_tui.tui.forms import PromptForm
 
@@ -76,7 +76,8 @@ async def until(pilot: Pilot[Any], condition: Callable[[], Any], what: str, time
         if value:
             return value
         await pilot.pause(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what}; the screen:\n{screen_text(pilot.app)}\n"
+                         f"notifications:\n{toasts(pilot.app)}")
 
 
 async def prompt_shown(pilot: Pilot[Any], label: str = "Inspection note") -> Any:

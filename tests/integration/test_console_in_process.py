@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,7 +48,8 @@ def queued_and_uploaded(station: Station) -> list[tuple[str, str]]:
 
 
 async def start_run(pilot, app: StationConsole, serial: str) -> PromptForm:  # type: ignore[no-untyped-def]
-    await until(pilot, lambda: "Board test" in screen_text(app) and "active" in screen_text(app),
+    # The engine pulls the deployment first: its version shows once it is active.
+    await until(pilot, lambda: re.search(r"active [0-9a-f]{7} on main", screen_text(app)),
                 "the deployed procedure", timeout=20)
     await pilot.press("r", *serial, "tab", "P", "enter")
     return await prompt_shown(pilot)
@@ -74,7 +76,8 @@ async def test_in_process_engine_runs_and_quitting_stops_it(station: Station) ->
     assert not station.paths.control_socket.exists()
     assert not daemon_backend.daemon_holds_lock(station.paths)
     assert await daemon_backend.connect(station.paths) is None
-    assert queued_and_uploaded(station) == [("S7", "PASS")]
+    assert set(queued_and_uploaded(station)) == {("S7", "PASS")}
+    assert len(station.server.runs()) == 1
 
 
 @pytest.mark.timeout(60)
@@ -91,8 +94,10 @@ async def test_quit_during_a_run_asks_then_stops_the_run_and_keeps_it(station: S
         await pilot.pause()
     assert backend.task.done()
     assert not station.paths.control_socket.exists()
-    # The stopped run was persisted, not lost: it uploads when the station runs next.
-    assert queued_and_uploaded(station) == [("S8", "ABORTED")]
+    # The stopped run was persisted, not lost: queued, or already uploaded (an upload
+    # racing the shutdown may leave it in both for a moment; the server keeps one).
+    assert set(queued_and_uploaded(station)) == {("S8", "ABORTED")}
+    assert len(station.server.runs()) <= 1
 
 
 @pytest.mark.timeout(30)
