@@ -5,6 +5,7 @@ attaches, and quitting leaves the daemon running."""
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,6 +65,17 @@ def test_console_attaches_to_the_daemon_and_quit_detaches(station: Station) -> N
         assert daemon.proc.poll() is None
         wait_until(lambda: json.loads(run_cli(["status", "--json"], env=station.env).stdout)["daemon_running"],
                    timeout=10, what="the daemon answering")
+        # Attached again, then the daemon stops: the console says so and still quits cleanly.
+        console = Terminal([], station.env)
+        try:
+            console.wait_for("attached")
+            daemon.signal(signal.SIGTERM)
+            assert daemon.wait(30) == 0
+            console.wait_for("The station closed the connection")
+            console.press("q")
+            assert console.wait(30) == 0
+        finally:
+            console.close()
     finally:
         daemon.stop()
 
