@@ -2,10 +2,11 @@
 
 For N = 1, 100 and 500 trivial phases, each setting one measurement with a range
 validator, it builds a tofu-tui procedure and an equivalent OpenHTF test, runs each as a
-whole process several times, and prints the median wall time of each, their ratio and
-the per-phase overhead; then the same for `workers: 8` with independent phases; then the
-peak RSS of the station process (and its children) while a phase prints one million lines;
-then the round trip of an operator prompt answered over stdin (`--json` mode).
+whole process several times (the two interleaved), and prints the median wall and CPU
+time of each, their ratios and the per-phase overhead; then the same for `workers: 8`
+with independent phases; then the peak RSS of the station process (and its children)
+while a phase prints one million lines; then the round trip of an operator prompt
+answered over stdin (`--json` mode).
 
     python benchmarks/bench_engine.py [--repeat 5] [--sizes 1,100,500]
 """
@@ -13,7 +14,9 @@ then the round trip of an operator prompt answered over stdin (`--json` mode).
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -23,6 +26,7 @@ import time
 from pathlib import Path
 
 import psutil
+from benchkit import pin_interpreter
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -78,39 +82,62 @@ def openhtf_script(root: Path, n: int) -> Path:
     return path
 
 
-def timed(argv: list[str]) -> float:
+def timed(argv: list[str]) -> tuple[float, float]:
+    """Wall time and CPU time (user + system, the process and its children) of one run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=child_env(), text=True)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"benchmark run failed ({proc.returncode}): {' '.join(argv)}\n{proc.stderr}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
 
 
-def median_of(argv: list[str], repeat: int) -> float:
-    timed(argv)  # warm the file cache and bytecode
-    return statistics.median(timed(argv) for _ in range(repeat))
+def side_by_side(a: list[str], b: list[str], repeat: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Medians (wall, cpu) of each command, the runs interleaved so that load from other
+    processes on the machine falls on both alike."""
+    timed(a)  # warm the file cache and bytecode
+    timed(b)
+    runs_a, runs_b = [], []
+    for _ in range(repeat):
+        runs_a.append(timed(a))
+        runs_b.append(timed(b))
+
+    def medians(runs: list[tuple[float, float]]) -> tuple[float, float]:
+        return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+
+    return medians(runs_a), medians(runs_b)
 
 
 def tofu_argv(folder: Path) -> list[str]:
     return [sys.executable, "-m", "tofu_tui", "run", str(folder), "--json"]
 
 
-def compare(root: Path, sizes: list[int], repeat: int, workers: int) -> dict[int, tuple[float, float]]:
-    results: dict[int, tuple[float, float]] = {}
+def compare(root: Path, sizes: list[int], repeat: int, workers: int) -> None:
+    results: dict[int, tuple[tuple[float, float], tuple[float, float]]] = {}
     print(f"\n== {workers} worker{'s' if workers != 1 else ''} (independent phases) ==")
-    print(f"{'N':>5} {'tofu-tui s':>11} {'OpenHTF s':>10} {'ratio':>7}")
+    print(f"{'N':>5} {'tofu-tui s':>11} {'OpenHTF s':>10} {'ratio':>6}   {'CPU s: tofu-tui':>16} {'OpenHTF':>8} {'ratio':>6}")
     for n in sizes:
-        tofu = median_of(tofu_argv(tofu_procedure(root, n, workers)), repeat)
-        htf = median_of([sys.executable, str(openhtf_script(root, n))], repeat)
+        tofu, htf = side_by_side(
+            tofu_argv(tofu_procedure(root, n, workers)), [sys.executable, str(openhtf_script(root, n))], repeat
+        )
         results[n] = (tofu, htf)
-        print(f"{n:>5} {tofu:>11.3f} {htf:>10.3f} {tofu / htf:>7.2f}", flush=True)
-    if len(sizes) > 1:
-        lo, hi = min(sizes), max(sizes)
-        per_tofu = (results[hi][0] - results[lo][0]) / (hi - lo) * 1000
-        per_htf = (results[hi][1] - results[lo][1]) / (hi - lo) * 1000
-        print(f"per-phase overhead: tofu-tui {per_tofu:.2f} ms, OpenHTF {per_htf:.2f} ms")
-    return results
+        print(
+            f"{n:>5} {tofu[0]:>11.3f} {htf[0]:>10.3f} {tofu[0] / htf[0]:>6.2f}   "
+            f"{tofu[1]:>16.3f} {htf[1]:>8.3f} {tofu[1] / htf[1]:>6.2f}",
+            flush=True,
+        )
+    lo = min(sizes)
+    for hi in sorted(sizes):
+        if hi == lo:
+            continue
+        per = [(results[hi][k][i] - results[lo][k][i]) / (hi - lo) * 1000 for k in (0, 1) for i in (0, 1)]
+        print(
+            f"per-phase overhead N={lo}->{hi}: wall tofu-tui {per[0]:.2f} ms, OpenHTF {per[2]:.2f} ms; "
+            f"CPU tofu-tui {per[1]:.2f} ms, OpenHTF {per[3]:.2f} ms"
+        )
 
 
 def peak_rss(root: Path, lines: int) -> None:
@@ -208,12 +235,12 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, median of {args.repeat} whole-process runs")
+    # An installed package has its bytecode compiled (pip does it), as OpenHTF's has; a
+    # checkout under PYTHONDONTWRITEBYTECODE would recompile tofu_tui on every run.
+    compileall.compile_dir(REPO / "tofu_tui", quiet=1)
     with tempfile.TemporaryDirectory(prefix="tofu-bench-") as tmp:
         root = Path(tmp)
-        if sys.prefix != sys.base_prefix:
-            # Procedure repositories carry their venv (§1): give the generated ones this one,
-            # as OpenHTF runs on it too, rather than timing `uv python find` on every run.
-            (root / ".venv").symlink_to(sys.prefix, target_is_directory=True)
+        pin_interpreter(root)
         compare(root, sizes, args.repeat, workers=1)
         compare(root, sizes, args.repeat, workers=8)
         print()

@@ -23,6 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchkit import pin_interpreter
+
 from tofu_tui.procedure.load import load_procedure
 from tofu_tui.procedure.plughost import make_proxy
 from tofu_tui.procedure.plugs import PlugManager
@@ -69,6 +71,7 @@ def bare_echo(calls: int) -> list[float]:
 async def plug_calls(calls: int) -> list[float]:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
+        pin_interpreter(directory)
         (directory / "plugs").mkdir()
         (directory / "plugs" / "meter.py").write_text(PLUG)
         (directory / "procedure.yaml").write_text(

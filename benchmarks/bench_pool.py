@@ -20,6 +20,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from benchkit import pin_interpreter
+
 from tofu_tui.procedure.load import load_procedure
 from tofu_tui.procedure.pool import AttemptRequest, WorkerPool
 
@@ -152,11 +154,13 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 500
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        pin_interpreter(folder)
         write(folder, n)
         asyncio.run(run(folder, n, 1))
         asyncio.run(run(folder, n, 4))
     openhtf_per_phase(n)
     with tempfile.TemporaryDirectory() as tmp:
+        pin_interpreter(Path(tmp))
         asyncio.run(flood(Path(tmp), 1_000_000))
 
 

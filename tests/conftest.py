@@ -47,3 +47,24 @@ def run_cli(
 @pytest.fixture
 def tofu() -> Callable[..., subprocess.CompletedProcess[str]]:
     return run_cli
+
+
+def pin_interpreter(directory: Path) -> Path:
+    """Give procedures under `directory` this interpreter through the §1 upward walk: a
+    `.venv` there that is (or points at) the running Python. Tests then never depend on
+    a stray `venv`/`.venv` above the temporary folder, nor on what `uv python find` picks."""
+    venv = directory / ".venv"
+    if venv.exists() or venv.is_symlink():
+        return venv
+    if sys.prefix != sys.base_prefix:
+        venv.symlink_to(sys.prefix, target_is_directory=True)  # keeps the venv's site-packages
+    else:
+        (venv / "bin").mkdir(parents=True)
+        (venv / "bin" / "python").symlink_to(sys.executable)
+    return venv
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _hermetic_interpreter(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Every tmp_path lives two levels under the base temp folder, within the walk's reach.
+    pin_interpreter(tmp_path_factory.getbasetemp())

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 from tofu_tui.procedure.durations import DurationError, parse_duration
 from tofu_tui.procedure.identifiers import is_valid_key, to_identifier
-from tofu_tui.procedure.interpreter import find_dependency_file, find_interpreter
+from tofu_tui.procedure.interpreter import find_dependency_file, find_interpreter, uv_python_find
 from tofu_tui.procedure.references import ReferenceError_, colon_hint, parse_reference
 
 
@@ -173,10 +174,25 @@ def test_interpreter_from_parent_up_to_eight_levels(tmp_path: Path) -> None:
     assert find_interpreter(deeper) != python  # 9 levels up is too far
 
 
-def test_interpreter_falls_back_to_a_real_python(tmp_path: Path) -> None:
-    found = find_interpreter(tmp_path)
-    assert found.is_file()
-    assert found != tmp_path
+def _beyond_walk(tmp_path: Path) -> Path:
+    """A folder 9 levels below tmp_path: the walk (8 parents) never leaves tmp_path, so
+    no venv outside the test (the suite's own, a stray /tmp/.venv) is within reach."""
+    directory = tmp_path.joinpath(*"abcdefghi")
+    directory.mkdir(parents=True)
+    return directory
+
+
+def test_interpreter_without_venv_or_uv_is_this_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tofu_tui.procedure import interpreter
+
+    monkeypatch.setattr(interpreter, "_uv", lambda: None)
+    assert find_interpreter(_beyond_walk(tmp_path)) == Path(sys.executable)
+
+
+def test_interpreter_without_venv_is_what_uv_finds(tmp_path: Path) -> None:
+    directory = _beyond_walk(tmp_path)
+    found = find_interpreter(directory)
+    assert found == (uv_python_find(directory) or Path(sys.executable))
     # whatever uv finds (or this interpreter), it must run Python
     import subprocess
 
@@ -202,3 +218,13 @@ def test_loaded_procedure_interpreter(make_procedure, tmp_path: Path) -> None:  
     directory = make_procedure("name: P\nmain: [{name: A}]\n")
     python = fake_venv(directory, "venv")
     assert load_procedure(directory).interpreter == python
+
+
+def test_test_procedures_run_on_the_suite_interpreter(make_procedure) -> None:  # type: ignore[no-untyped-def]
+    # tests/conftest.py pins the interpreter above every tmp_path: nothing outside the
+    # test's temporary folders (a stray /tmp/.venv) decides what runs the phases.
+    from tofu_tui.procedure.load import load_procedure
+
+    directory = make_procedure("name: P\nmain: [{name: A}]\n")
+    python = load_procedure(directory).interpreter
+    assert python.resolve() == Path(sys.executable).resolve()

@@ -28,7 +28,9 @@ def format_ts(ts: datetime) -> str:
 
 
 class _Event(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Built on first use: a process uses a handful of these classes, and building all
+    # of them at import costs a one-phase `tofu-tui run` tens of milliseconds.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     execution_id: str = ""
     seq: int = 0
@@ -36,6 +38,8 @@ class _Event(BaseModel):
 
 
 class ProcedureRef(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     name: str
     version: str = ""
 
@@ -200,7 +204,7 @@ Event = Annotated[
     Field(discriminator="type"),
 ]
 
-EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event, config=ConfigDict(defer_build=True))
 
 
 def parse_event(data: str | bytes | dict[str, Any]) -> Event:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-import re2
 from pydantic import BaseModel, Field
 
 from tofu_tui.models.run import Aggregation, Axis, Measurement, Validator
@@ -20,12 +19,18 @@ from tofu_tui.procedure.schema import AggregationSpec, AxisSpec, MeasurementSpec
 
 Outcome = Literal["PASS", "FAIL", "UNSET"]
 
-_RE2_OPTIONS = re2.Options()
-_RE2_OPTIONS.log_errors = False  # an invalid pattern is an UNSET outcome, not stderr noise
+_RE2_OPTIONS: Any = None
 
 
 def re2_search(pattern: str, text: str) -> bool | None:
     """Whether RE2 `pattern` occurs anywhere in `text`; None if the pattern is invalid."""
+    global _RE2_OPTIONS
+    import re2  # only procedures with pattern validators pay for loading it
+
+    if _RE2_OPTIONS is None:
+        options = re2.Options()
+        options.log_errors = False  # an invalid pattern is an UNSET outcome, not stderr noise
+        _RE2_OPTIONS = options
     try:
         compiled = re2.compile(pattern, _RE2_OPTIONS)
     except Exception:  # re2 raises its own error type for bad patterns

@@ -93,6 +93,7 @@ class RunOptions:
     execution_id: str | None = None  # minted if None
     station_plugs: Any = None  # plugs.StationPlugs of a long-lived station host
     plug_log_dir: Path | None = None  # where plug stdout/stderr go (default: a temp dir)
+    prestarted: Any = None  # a pool.PrestartedWorker for this procedure, adopted by the first pool
 
 
 @dataclass
@@ -278,7 +279,8 @@ class _Run:
 
         # Start the first worker now so its interpreter start overlaps identify.
         size = max(1, min(self.spec.execution.workers, self._worker_jobs()))
-        self.pool = WorkerPool(self.loaded, size, self._live)
+        prestarted, self.options.prestarted = self.options.prestarted, None
+        self.pool = WorkerPool(self.loaded, size, self._live, prestarted=prestarted)
         pool_start = asyncio.ensure_future(self.pool.start())
         try:
             for scope in self.slots:

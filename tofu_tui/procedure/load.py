@@ -223,6 +223,13 @@ class _Converter:
                 return [self.convert(item, (*loc, index)) for index, item in enumerate(node.value)]
             finally:
                 self.active.discard(id(node))
+        return self._scalar(node)
+
+    def _scalar(self, node: yaml.Node) -> Any:
+        # Plain scalars skip construct_object's bookkeeping (a large file has thousands).
+        constructor = self.loader.yaml_constructors.get(node.tag)
+        if constructor is not None and isinstance(node, yaml.ScalarNode):
+            return constructor(self.loader, node)
         return self.loader.construct_object(node, deep=True)
 
     def _mapping(self, node: yaml.MappingNode, loc: Loc) -> dict[Any, Any]:
@@ -236,7 +243,7 @@ class _Converter:
                 raise _YamlProblem(
                     key_node.start_mark.line + 1, "invalid YAML: mapping keys must be plain values", loc
                 )
-            key = self.loader.construct_object(key_node, deep=True)
+            key = self._scalar(key_node)
             if not isinstance(key, str | int | float | bool) and key is not None:
                 raise _YamlProblem(
                     key_node.start_mark.line + 1, "invalid YAML: mapping keys must be plain values", loc
@@ -548,8 +555,11 @@ def _unique(problems: list[Problem]) -> list[Problem]:
     return result
 
 
-def load_procedure(path: Path) -> LoadedProcedure:
-    """Load, validate and pre-flight a procedure; raises ProcedureLoadError with every problem."""
+def load_procedure(path: Path, *, interpreter: Path | None = None) -> LoadedProcedure:
+    """Load, validate and pre-flight a procedure; raises ProcedureLoadError with every problem.
+
+    `interpreter`: the §1 interpreter when the caller already looked it up for this
+    procedure's directory (it prestarted a worker with it)."""
     file = find_procedure_file(Path(path))
     label = str(file)
     try:
@@ -581,7 +591,7 @@ def load_procedure(path: Path) -> LoadedProcedure:
         spec=_without_removed(spec),
         file=file.resolve(),
         directory=directory,
-        interpreter=find_interpreter(directory),
+        interpreter=interpreter or find_interpreter(directory),
         warnings=warnings,
         procedure_id=procedure_id,
         dependency_file=find_dependency_file(directory),

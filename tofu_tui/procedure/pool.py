@@ -26,6 +26,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+# Worker start-up lives in workerstart.py (cheap to import); its names stay public here.
+from tofu_tui.procedure.workerstart import WORKER_SCRIPT as WORKER_SCRIPT
+from tofu_tui.procedure.workerstart import PrestartedWorker, child_environment, launch_worker
+from tofu_tui.procedure.workerstart import prestart_worker as prestart_worker
+
 if TYPE_CHECKING:
     from tofu_tui.procedure.evaluate import MeasurementRecord
     from tofu_tui.procedure.load import LoadedProcedure
@@ -139,12 +144,14 @@ class LiveEngineWarning:
 LiveEvent = LiveLog | LiveMeasurement | LiveUiUpdate | LiveAttachment | LiveEngineWarning
 
 
-WORKER_SCRIPT = Path(__file__).with_name("worker.py")
 HANDSHAKE_S = 90.0  # §8 worker port handshake
 IMPORT_STALL_S = 300.0  # §8 module import: no traffic for this long
 WARN_FRACTION = 0.75
 STREAM_LIMIT = 64 * 1024 * 1024  # one protocol line (a huge measurement list) at most
 STDERR_TAIL = 8192  # bytes of a worker's own stderr kept for crash reports
+# Another worker starts only once the busy ones have finished nothing for this long: a
+# worker that frees up sooner is cheaper than a new interpreter (~50-150 ms of CPU).
+GROW_AFTER_S = 0.03
 SHELL_LINE_CAP = 10_000
 SHELL_HEAD_LINES = 10_000
 SHELL_TAIL_LINES = 2_000
@@ -207,55 +214,6 @@ class _Process:
         return self.popen.wait()
 
 
-@dataclass
-class PrestartedWorker:
-    """A worker started ahead of its pool (prestart_worker); a pool adopts it in start()."""
-
-    directory: Path
-    interpreter: Path
-    popen: subprocess.Popen[bytes]
-    channel: socket.socket
-
-    def discard(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        self.channel.close()
-        with contextlib.suppress(Exception):
-            self.popen.wait(1)
-
-
-def _launch(directory: Path, interpreter: Path, worker_id: int) -> tuple[subprocess.Popen[bytes], socket.socket]:
-    parent, child = socket.socketpair()
-    try:
-        popen = subprocess.Popen(
-            [str(interpreter), str(WORKER_SCRIPT), str(directory), str(child.fileno())],
-            cwd=directory,
-            env=child_environment(worker_id),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            pass_fds=(child.fileno(),),
-            start_new_session=True,
-        )
-    except OSError as exc:
-        parent.close()
-        raise RuntimeError(
-            f"Could not start a worker with the interpreter {interpreter}: {exc}. "
-            "Check the procedure's venv (or `uv python find`)."
-        ) from None
-    finally:
-        child.close()
-    return popen, parent
-
-
-def prestart_worker(directory: Path, interpreter: Path) -> PrestartedWorker:
-    """Start one worker process now, without an event loop (e.g. while the CLI is still
-    importing and loading the procedure); pass it to WorkerPool(prestarted=...)."""
-    directory = Path(directory).resolve()
-    popen, channel = _launch(directory, Path(interpreter), 0)
-    return PrestartedWorker(directory, Path(interpreter), popen, channel)
-
-
 @dataclass(eq=False)
 class _Worker:
     worker_id: int
@@ -305,19 +263,6 @@ def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
-def child_environment(worker_id: int | None = None) -> dict[str, str]:
-    """§1 child environment: no PYTHONHOME/PYTHONPATH, unbuffered UTF-8 output."""
-    env = dict(os.environ)
-    env.pop("PYTHONHOME", None)
-    env.pop("PYTHONPATH", None)
-    env.pop("TOFU_TUI_TOKEN", None)  # a station secret: procedures never need it
-    env["PYTHONUNBUFFERED"] = "1"
-    env["PYTHONIOENCODING"] = "utf-8"
-    if worker_id is not None:
-        env["WORKER_ID"] = str(worker_id)
-    return env
-
-
 def _signal_name(returncode: int) -> str:
     try:
         return signal.Signals(-returncode).name
@@ -348,6 +293,7 @@ class WorkerPool:
         handshake_s: float = HANDSHAKE_S,
         prestart: int = 1,
         prestarted: PrestartedWorker | None = None,
+        grow_after_s: float = GROW_AFTER_S,
     ) -> None:
         self.loaded = loaded
         self.size = max(1, size)
@@ -356,6 +302,8 @@ class WorkerPool:
         self.import_stall_s = import_stall_s
         self.handshake_s = handshake_s
         self.prestart = prestart
+        self.grow_after_s = grow_after_s
+        self._last_release = float("-inf")  # loop time a worker last finished an attempt
         self.directory = Path(loaded.directory).resolve()
         self._idle: asyncio.Queue[_Worker | _SpawnFailed] = asyncio.Queue()
         self._count = 0  # live + starting workers
@@ -472,7 +420,7 @@ class WorkerPool:
         if adopted is not None and worker_id == 0:
             popen, parent = adopted.popen, adopted.channel
         else:
-            popen, parent = _launch(self.directory, Path(self.loaded.interpreter), worker_id)
+            popen, parent = launch_worker(self.directory, Path(self.loaded.interpreter), worker_id)
         return await self._attach(worker_id, popen, parent)
 
     async def _attach(
@@ -539,10 +487,9 @@ class WorkerPool:
         await asyncio.shield(self._reap(w))
 
     async def _acquire(self) -> _Worker | _SpawnFailed:
-        # Start another worker only if the ones already starting are all spoken for:
-        # on a small machine, extra interpreters starting at once slow the first.
-        if self._idle.empty() and self._count < self.size and self._waiting >= self._starting:
-            self._spawn_in_background()
+        stop_growing: Callable[[], None] | None = None
+        if self._idle.empty() and self._count < self.size:
+            stop_growing = self._grow_later()
         self._waiting += 1
         try:
             while True:
@@ -553,6 +500,30 @@ class WorkerPool:
                 return got
         finally:
             self._waiting -= 1
+            if stop_growing is not None:
+                stop_growing()
+
+    def _grow_later(self) -> Callable[[], None]:
+        """Start another worker for a waiting attempt, unless a busy one frees up first:
+        while workers keep finishing attempts (short phases), they keep up on their own."""
+        loop = asyncio.get_running_loop()
+        holder: list[asyncio.TimerHandle] = []
+
+        def check() -> None:
+            if self._closed or not self._idle.empty() or self._count >= self.size:
+                return
+            # Only if the ones already starting are all spoken for: on a small machine,
+            # extra interpreters starting at once slow the first.
+            if self._waiting <= self._starting:
+                return
+            quiet = loop.time() - self._last_release
+            if quiet < self.grow_after_s:
+                holder[0] = loop.call_later(self.grow_after_s - quiet, check)
+                return
+            self._spawn_in_background()
+
+        holder.append(loop.call_later(self.grow_after_s, check))
+        return lambda: holder[0].cancel()
 
     # -- attempts -------------------------------------------------------------------
 
@@ -608,6 +579,7 @@ class WorkerPool:
             else:
                 done = f"The worker's messages could not be read ({exc}); the worker was replaced."
         if isinstance(done, dict):
+            self._last_release = loop.time()
             self._idle.put_nowait(w)
             return self._finish(attempt, started, done)
         # The channel closed (or broke) before the attempt finished: the worker died.
@@ -722,8 +694,9 @@ class WorkerPool:
                     module = None
             package = module.rpartition(".")[0] if module else ""
             fallback = None if ref.tree_bound else ref.module
-            result = (str(file), module if file.is_file() else fallback, package, ref.callable, None)
-            if not file.is_file() and fallback is None:
+            exists = file.is_file()
+            result = (str(file), module if exists else fallback, package, ref.callable, None)
+            if not exists and fallback is None:
                 result = (None, None, "", "", f"Phase file not found: {file}")
         self._refs[text] = result
         return result

@@ -1565,7 +1565,7 @@ class Worker:
 def main() -> None:
     proc_dir = os.path.abspath(sys.argv[1])
     fd = int(sys.argv[2])
-    # Run as a script, Python put this file's folder first on sys.path; the procedure's
+    # Python put this file's folder (script) or "" (bootstrap) first on sys.path; the procedure's
     # directory goes there instead so `import phases.x` and helpers resolve as in a phase.
     sys.path[0] = proc_dir
     os.set_inheritable(fd, False)
