@@ -74,7 +74,7 @@ def payload(procedure_id: str) -> dict[str, Any]:
 
 
 def start_server(data: Path) -> tuple[subprocess.Popen[str], str, str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
     subprocess.run([sys.executable, "-m", "tofu_tui", "server", "init", "--data", str(data), "--json"], check=True, env=env, capture_output=True)
     proc = subprocess.Popen(
         [sys.executable, "-m", "tofu_tui", "server", "start", "--data", str(data), "--port", "0"],

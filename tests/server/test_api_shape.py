@@ -63,3 +63,14 @@ def test_duplicate_station_names_are_409(server: Server) -> None:
     server.station("bench")
     response = server.admin.post("/api/v2/stations", json={"name": "Bench"})
     assert response.status_code == 409 and "already exists" in response.json()["message"]
+
+
+def test_a_station_can_be_created_linked_to_a_procedure(server: Server) -> None:
+    procedure = server.procedure("FVT")
+    created = server.admin.post("/api/v2/stations", json={"name": "bench", "procedure_id": procedure})
+    assert created.status_code == 200
+    station = server.admin.get(f"/api/v2/stations/{created.json()['id']}").json()
+    assert [p["id"] for p in station["procedures"]] == [procedure]
+    missing = server.admin.post("/api/v2/stations", json={"name": "other", "procedure_id": "nope"})
+    assert missing.status_code == 404
+    assert [s["name"] for s in server.admin.get("/api/v2/stations").json()["data"]] == ["bench"]

@@ -219,3 +219,29 @@ def test_repository_names_for_display() -> None:
     assert (describe("https://gitlab.example.com/hw/bench/fvt").owner, describe("https://gitlab.example.com/hw/bench/fvt").provider) == ("bench", "gitlab")
     local = describe("/srv/git/procedures/fvt")
     assert (local.owner, local.name) == ("procedures", "fvt")
+
+
+def test_a_stream_left_open_by_a_crash_ends_at_its_last_sign_of_life(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from tofu_tui.server.migrate import upgrade
+    from tofu_tui.server.settings import Settings
+    from tofu_tui.server.state import ServerState
+
+    settings = Settings(data_dir=Path(str(tmp_path)) / "crash")
+    settings.data_dir.mkdir()
+    upgrade(settings.database_url)
+    seen = datetime(2026, 3, 10, 14, 30, tzinfo=UTC)
+    crashed = ServerState(settings)
+    with crashed.sessions() as session:
+        session.add(db.Station(id="s1", name="b", created_at=datetime(2026, 3, 10, 12, tzinfo=UTC), last_seen_at=seen))
+        session.flush()
+        session.add(db.Presence(station_id="s1", kind="stream", started_at=datetime(2026, 3, 10, 13, tzinfo=UTC), ended_at=None))
+        session.commit()
+    crashed.dispose()
+
+    restarted = ServerState(settings)
+    restarted.startup()
+    with restarted.sessions() as session:
+        assert session.execute(select(db.Presence.ended_at)).scalar_one() == seen
+    restarted.dispose()

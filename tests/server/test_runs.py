@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -94,6 +95,7 @@ def test_run_detail_keeps_everything_the_station_sent(server: Server) -> None:
     assert got["unit"]["batch"]["number"] == "B7" and got["unit"]["part"]["revision"]["number"] == "B"
     assert [s["serial_number"] for s in got["sub_units"]] == ["SUB-1"]
     assert got["unit_metadata"] == {"lot": 4} and got["operated_by"]["name"] == "alice"
+    assert json.dumps(got["unit_metadata"]) == '{"lot": 4}'
     assert got["sequences"][0]["path"] == "cal" and got["phases"][0]["sequence_path"] == "cal"
     assert got["config"][0]["value"] == 9600 and got["secrets"][0]["key"] == "token"
     series = got["phases"][1]["measurements"][0]["data_series"]

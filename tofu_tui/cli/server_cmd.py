@@ -317,7 +317,7 @@ COMMAND_NAMES = ["Run", "Stop", "Kill", "Pull", "UiResponse", "QueueRetry", "Que
 
 @server_group.command("command")
 @click.argument("station")
-@click.argument("name", type=click.Choice(COMMAND_NAMES, case_sensitive=False))
+@click.argument("name", metavar="NAME", type=click.Choice(COMMAND_NAMES, case_sensitive=False))
 @click.option("--procedure", help="Run: the procedure (id or name).")
 @click.option("--serial", help="Run: the unit's serial number.")
 @click.option("--part", help="Run: the unit's part number.")
@@ -341,7 +341,10 @@ def command_cmd(
     key: str | None,
     as_json: bool,
 ) -> None:
-    """Send a command (Run, Stop, Pull, …) to STATION: over its stream now, or with its next heartbeat."""
+    """Send command NAME to STATION: over its stream now, or with its next heartbeat.
+
+    NAME is one of Run, Stop, Kill, Pull, UiResponse, QueueRetry, QueueDrop, Exit.
+    """
     name = next(n for n in COMMAND_NAMES if n.lower() == name.lower())
     if name == "Run" and not procedure:
         raise click.UsageError("Run needs --procedure.")

@@ -19,7 +19,7 @@ from tofu_tui.models.run import (
 
 Provider = Literal["github", "gitlab", "bitbucket"]
 ConnectionStatus = Literal["connected", "disconnected"]
-JSONScalar = str | float | bool
+JSONScalar = str | int | float | bool
 
 
 class _In(BaseModel):

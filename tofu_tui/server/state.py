@@ -6,9 +6,8 @@ import asyncio
 import secrets
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -100,13 +99,8 @@ class ServerState:
         with self._keys_lock:
             self._keys.clear()
 
-    def now(self):  # type: ignore[no-untyped-def]
+    def now(self) -> datetime:
         return self.settings.now()
-
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        with self.sessions() as session:
-            yield session
 
     def startup(self) -> None:
         """Load the signing secret; close presence intervals a crash left open."""

@@ -197,7 +197,12 @@ def create_deployment(body: schemas.DeploymentCreateIn, session: SessionDep, sta
     deployment and send `Pull` to every linked station."""
     procedure = get_or_404(session, db.Procedure, body.procedure_id, "procedure")
     if not procedure.repo_url:
-        raise APIError(409, "no_repository", "This procedure has no linked repository: link one with PATCH /api/v2/procedures/{id}.")
+        raise APIError(
+            409,
+            "no_repository",
+            "This procedure has no Git repository: link one first (PATCH the procedure with a repository, "
+            "or create it with `tofu-tui server procedure create NAME --repo URL`).",
+        )
     commit = gitrepo.resolve(
         state.settings.repos_dir, procedure.repo_url, ref=body.ref, sha=body.sha, default_branch=procedure.repo_branch or "main"
     )

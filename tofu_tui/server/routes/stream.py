@@ -8,11 +8,10 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from tofu_tui.server import db
-from tofu_tui.server.keys import digest
+from tofu_tui.server.errors import APIError
 from tofu_tui.server.state import ServerState
 
 router = APIRouter()
@@ -23,14 +22,13 @@ CLOSE_FORBIDDEN = 4403
 
 def _station_for_key(state: ServerState, key: str) -> tuple[str | None, str]:
     with state.sessions() as session:
-        row = session.execute(select(db.ApiKey).where(db.ApiKey.key_hash == digest(key))).scalar_one_or_none()
-        if row is None:
-            return None, "unknown API key"
-        if row.revoked_at is not None:
-            return None, "API key revoked"
-        if row.kind != "station" or row.station_id is None:
-            return None, "the stream needs a station key"
-        return row.station_id, ""
+        try:
+            principal = state.authenticate(session, key)
+        except APIError as exc:
+            return None, exc.message
+    if principal.is_user or principal.station_id is None:
+        return None, "the stream needs a station key"
+    return principal.station_id, ""
 
 
 def _open_presence(state: ServerState, station_id: str) -> int:
