@@ -89,6 +89,8 @@ def test_new_deployment_during_a_run_applies_to_the_next_run(fake: FakeServer, r
     deploy(fake, repo, "d1", repo.procedure("v1", delay=2.0))
     send_command(paths, PullCommand())
     send_command(paths, RunCommand(procedure_id="p1", serial_number="SN1", part_number="PN1"))
+    with pytest.raises(CommandRefused, match="already in progress"):
+        send_command(paths, RunCommand(procedure_id="p1", serial_number="SN-X", part_number="PN1"))
     deploy(fake, repo, "d2", repo.procedure("v2"))
     pulled = send_command(paths, PullCommand())
     (proc,) = pulled["procedures"]
@@ -199,3 +201,53 @@ def test_run_procedure_without_a_daemon_uses_the_engine_in_process(fake: FakeSer
     refused = subprocess.run([sys.executable, "-c", script.replace("'Board test'", "'ghost'")],
                              capture_output=True, text=True, timeout=120, env=cli_env({"TOFU_TUI_HOME": str(enrolled)}))
     assert refused.returncode == 2 and "No procedure 'ghost'" in refused.stderr
+
+
+def test_an_attached_console_answers_the_identify_prompt(fake: FakeServer, repo: Repo, daemon: Daemon,
+                                                         enrolled: Path) -> None:
+    import asyncio
+
+    from tofu_tui.models.commands import UiResponseCommand
+    from tofu_tui.models.events import RunFinished, UiRequest
+    from tofu_tui.station.control import ControlClient
+
+    paths = station_paths(enrolled)
+    deploy(fake, repo, "d1", repo.procedure("v1"))
+    send_command(paths, PullCommand())
+
+    async def operate() -> RunFinished:
+        async with ControlClient(paths) as console:
+            await console.subscribe()
+            await console.command(RunCommand(procedure_id="p1"))  # no unit: the operator scans it
+            async for event in console.events():
+                if isinstance(event, UiRequest):
+                    with pytest.raises(CommandRefused, match=r"(?i)part"):
+                        await console.command(UiResponseCommand(request_id=event.request_id,
+                                                                values={"serial_number": "SN-OP"}))
+                    await console.command(UiResponseCommand(request_id=event.request_id,
+                                                            values={"serial_number": "SN-OP", "part_number": "PN"}))
+                if isinstance(event, RunFinished):
+                    return event
+        raise AssertionError("the daemon went away")
+
+    finished = asyncio.run(asyncio.wait_for(operate(), 60))
+    assert finished.outcome == "PASS" and finished.run["serial_number"] == "SN-OP"
+
+
+def test_third_signal_exits_at_once(fake: FakeServer, repo: Repo, enrolled: Path) -> None:
+    import time
+
+    deploy(fake, repo, "d1", repo.procedure("stuck", delay=60))
+    daemon = Daemon(enrolled)
+    try:
+        daemon.event("deployment_pulled", status="active")
+        send_command(station_paths(enrolled), RunCommand(procedure_id="p1", serial_number="SN1", part_number="PN1"))
+        daemon.event("phase_started")
+        for name in ("daemon_stopping", "run_cancelling", "run_killed"):
+            daemon.signal(signal.SIGTERM)
+            daemon.event(name)
+            time.sleep(0.1)
+        assert daemon.wait(20) == 0
+        daemon.event("daemon_stopped")
+    finally:
+        daemon.stop()

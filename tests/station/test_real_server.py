@@ -72,6 +72,8 @@ def test_run_command_from_the_dashboard_reaches_the_server(server: RealServer, h
         assert [a["name"] for a in run["attachments"]] == ["trace.txt"]
         assert httpx.get(run["attachments"][0]["download_url"]).content == b"scope trace"
         assert not any((home / "data" / "attachments").iterdir())  # the queue's copy is gone once confirmed
+        uptime = server.call("GET", f"/v2/stations/{station_id}/uptime", days=1)
+        assert uptime["connection_status"] == "connected" and uptime["days"][-1]["uptime"] is not None
         status = json.loads(run_cli(["status", "--json"], env={"TOFU_TUI_HOME": str(home)}).stdout)
         assert status["connected"] and status["procedures"][0]["runs_today"] == 1
         assert status["queue"] == {"pending": 0, "backoff": 0, "parked": 0}

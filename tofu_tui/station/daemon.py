@@ -37,6 +37,8 @@ from tofu_tui.models.commands import (
 )
 from tofu_tui.models.events import ConnectivityChanged, ErrorEvent, Event
 from tofu_tui.models.status import StationStatus
+from tofu_tui.procedure.execute import RunOptions, start_run
+from tofu_tui.procedure.load import ProcedureLoadError, load_procedure
 from tofu_tui.station import state_db
 from tofu_tui.station.api_client import ApiClient, ApiError, Unauthorized
 from tofu_tui.station.bus import EventBus, RunReplay
@@ -106,6 +108,7 @@ class StationDaemon:
         self._pull_now = asyncio.Event()
         self._sync_lock = asyncio.Lock()
         self._run_logs: dict[str, Any] = {}
+        self._starting = False
 
     # --- lifecycle --------------------------------------------------------------------
     async def run(self) -> int:
@@ -373,17 +376,22 @@ class StationDaemon:
         raise CommandRefused(f"Unknown command {command.name}.")
 
     async def start_run(self, command: RunCommand) -> dict[str, Any]:
-        from tofu_tui.procedure.execute import RunOptions, start_run
-        from tofu_tui.procedure.load import ProcedureLoadError, load_procedure
-
         if self.stopping:
             raise CommandRefused("The station is stopping; it takes no new runs.")
-        if self.in_flight is not None:
-            raise CommandRefused(f"A run is already in progress ({self.in_flight.execution_id}).")
+        if self.in_flight is not None or self._starting:
+            running = self.in_flight.execution_id if self.in_flight else "starting"
+            raise CommandRefused(f"A run is already in progress ({running}).")
         try:
             version = self.deployments.active(command.procedure_id)
         except ProcedureUnavailable as exc:
             raise CommandRefused(str(exc)) from None
+        self._starting = True  # a second Run arriving while this one loads is refused
+        try:
+            return await self._start(command, version)
+        finally:
+            self._starting = False
+
+    async def _start(self, command: RunCommand, version: ActiveVersion) -> dict[str, Any]:
         self.deployments.run_started(version)  # held from now: never switched or collected under the run
         try:
             loaded = await asyncio.to_thread(load_procedure, version.directory)

@@ -238,6 +238,11 @@ class Drainer:
         self.client = client
         self.emit = emit
         self.clock = clock or queue.clock
+        # What the drainer writes (progress, deletions) may be lost to a power cut without
+        # harm: a re-sent run or file is recognised by its client_run_ref / recorded step.
+        # So its connection skips the per-commit fsync; give it its own UploadQueue, as
+        # enqueueing (which must survive a power cut) keeps synchronous=FULL.
+        queue.conn.execute("PRAGMA synchronous = NORMAL")
         # Not thread-local: the daemon drains from whichever worker thread is free.
         self._lock = FileLock(str(queue.paths.drain_lock), timeout=0, thread_local=False)
 
@@ -271,12 +276,14 @@ class Drainer:
         queue_id, ref = int(row["id"]), str(row["client_run_ref"])
         conn = self.queue.conn
         try:
+            attachments = conn.execute("SELECT * FROM queue_attachments WHERE queue_id = ? AND done = 0 "
+                                       "ORDER BY id", (queue_id,)).fetchall()
             run_id = row["run_id"]
             if not run_id:
                 run_id = self.client.create_run(json.loads(row["payload"]))
-                conn.execute("UPDATE queue SET run_id = ?, state = 'uploading' WHERE id = ?", (run_id, queue_id))
-            for attachment in conn.execute("SELECT * FROM queue_attachments WHERE queue_id = ? AND done = 0 "
-                                           "ORDER BY id", (queue_id,)).fetchall():
+                if attachments:  # without files the entry is deleted next: one write fewer
+                    conn.execute("UPDATE queue SET run_id = ?, state = 'uploading' WHERE id = ?", (run_id, queue_id))
+            for attachment in attachments:
                 self._upload_attachment(run_id, attachment)
         except Unauthorized:
             raise
