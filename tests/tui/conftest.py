@@ -104,3 +104,12 @@ async def shows(pilot: Pilot[Any], text: str, *, absent: bool = False) -> bool:
             return True
         await pilot.pause()
     return False
+
+
+async def toast_says(pilot: Pilot[Any], text: str) -> bool:
+    """Whether a notification containing `text` shows within a bounded number of turns."""
+    for _ in range(100):
+        if text in toasts(pilot.app):
+            return True
+        await pilot.pause()
+    return False

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.tui import scenarios
-from tests.tui.conftest import screen_text, settle, shows, toasts
+from tests.tui.conftest import screen_text, settle, shows, toast_says
 from tests.tui.scenarios import EXEC
 from tests.tui.scripted import ScriptedBackend, fixed_clock, ts
 from tofu_tui.models.commands import (
@@ -18,7 +18,14 @@ from tofu_tui.models.commands import (
     StopCommand,
     UiResponseCommand,
 )
-from tofu_tui.models.events import ConnectivityChanged, PhaseLog, UiClosed, UiUpdate
+from tofu_tui.models.events import (
+    ConnectivityChanged,
+    PhaseLog,
+    PhaseStarted,
+    UiClosed,
+    UiRequest,
+    UiUpdate,
+)
 from tofu_tui.tui.app import StationConsole
 from tofu_tui.tui.dialogs import ConfirmScreen, HelpScreen
 from tofu_tui.tui.forms import PromptForm
@@ -91,14 +98,14 @@ async def test_start_run_while_running_or_without_deployment_says_why() -> None:
         await pilot.press("r")
         await pilot.pause()
         assert not isinstance(app.screen, PromptForm)
-        assert "A run is in progress" in toasts(app)
+        assert await toast_says(pilot, "A run is in progress")
     backend = ScriptedBackend(scenarios.idle_status())
     app = console(backend)
     async with app.run_test(size=WIDE, notifications=True) as pilot:
         await settle(pilot, backend)
         await pilot.press("down", "down", "r")
         await pilot.pause()
-        assert "Burn-in 48h has no working deployment yet: press p to pull." in toasts(app)
+        assert await toast_says(pilot, "Burn-in 48h has no working deployment yet: press p to pull.")
     assert backend.sent == []
 
 
@@ -108,13 +115,12 @@ async def test_live_run_shows_phases_measurements_limits_and_log() -> None:
     async with app.run_test(size=WIDE, notifications=True) as pilot:
         await settle(pilot, backend)
         text = screen_text(app)
-        notices = toasts(app)
+        assert await toast_says(pilot, "Run finished: FAIL")
     assert " FAIL   Charger Board EOL 2.4.0  SN CB-2611-0400  PN CB-100 rev C  33.7 s" in text
     assert "Board Temperature  FAIL             91.3 °C  ≤ 85" in text
     assert "Input Voltage      PASS             12.04 V  ≥ 11.5, ≤ 12.5" in text
     assert "Thermal Soak         FAIL     29.9 s" in text
     assert "ERROR    [thermal] board temperature 91.3 °C above 85 °C" in text
-    assert "Run finished: FAIL" in notices
 
 
 async def test_log_filter_by_level_and_bounded_scrollback() -> None:
@@ -189,7 +195,7 @@ async def test_ui_update_changes_the_open_form_and_ui_closed_closes_it() -> None
         backend.emit(UiClosed(execution_id=EXEC, seq=203, ts=ts(7), request_id="req-1", phase_key="led_check", reason="timed out"))
         await settle(pilot, backend)
         assert not isinstance(app.screen, PromptForm)
-        assert "The prompt closed: timed out." in toasts(app)
+        assert await toast_says(pilot, "The prompt closed: timed out.")
 
 
 async def test_refused_answer_is_shown_under_the_field_it_names() -> None:
@@ -197,7 +203,7 @@ async def test_refused_answer_is_shown_under_the_field_it_names() -> None:
     backend = ScriptedBackend(
         scenarios.idle_status(),
         [*scenarios.run_in_progress(), scenarios.prompt_request(components)],
-        replies={"UiResponse": lambda _: "badge: does not match ^B-"},
+        replies={"UiResponse": lambda _: "badge: Badge: does not match ^B-; see the badge list"},
     )
     app = console(backend)
     async with app.run_test(size=WIDE, notifications=True) as pilot:
@@ -206,7 +212,9 @@ async def test_refused_answer_is_shown_under_the_field_it_names() -> None:
         await pilot.pause()
         assert isinstance(app.screen, PromptForm)
         text = screen_text(app)
-    assert "does not match ^B-" in text
+    assert "badge: Badge: does not match ^B-; see the badge list" in text  # the station's words
+    under_field = [line for line in text.splitlines() if "does not match ^B-; see the badge list" in line and "Badge:" not in line]
+    assert under_field  # and, without the key and label, under the field it names
     assert backend.sent == [UiResponseCommand(request_id="req-1", values={"badge": "117"})]
 
 
@@ -219,7 +227,7 @@ async def test_prompt_put_aside_comes_back_with_a() -> None:
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, PromptForm)
-        assert "Prompt put aside: press a to answer it." in toasts(app)
+        assert await toast_says(pilot, "Prompt put aside: press a to answer it.")
         await pilot.press("a")
         await pilot.pause()
         assert isinstance(app.screen, PromptForm)
@@ -261,7 +269,7 @@ async def test_stop_without_a_run_says_so() -> None:
         await pilot.press("x")
         await pilot.pause()
         assert not isinstance(app.screen, ConfirmScreen)
-        assert "No run in progress." in toasts(app)
+        assert await toast_says(pilot, "No run in progress.")
     assert backend.sent == []
 
 
@@ -297,7 +305,7 @@ async def test_pull_now_and_refusals_are_shown() -> None:
         await settle(pilot, backend)
         await pilot.press("p")
         await pilot.pause()
-        assert "The server is unreachable" in toasts(app)
+        assert await toast_says(pilot, "The server is unreachable")
     assert backend.sent == [PullCommand()]
 
 
@@ -393,3 +401,81 @@ async def test_narrow_terminal_switches_between_station_and_run() -> None:
         await pilot.resize_terminal(160, 48)
         assert await shows(pilot, "Live run")
         assert "Procedures" in screen_text(app)
+
+
+async def test_command_palette_runs_an_action_by_name() -> None:
+    backend = ScriptedBackend(scenarios.idle_status())
+    app = console(backend)
+    async with app.run_test(size=WIDE, notifications=True) as pilot:
+        await settle(pilot, backend)
+        await pilot.press("ctrl+p")
+        await pilot.press(*"pull deploy")
+        assert await shows(pilot, "Sync deployments from the server now")
+        await pilot.press("enter")
+        for _ in range(20):
+            if backend.sent:
+                break
+            await pilot.pause()
+    assert backend.sent == [PullCommand()]
+
+
+async def test_slots_are_told_apart_in_the_phase_table_and_prompts() -> None:
+    events = [
+        scenarios.run_started(),
+        PhaseStarted(execution_id=EXEC, seq=2, ts=ts(1), phase_key="led_check", phase_name="LED Check", slot="left"),
+        PhaseStarted(execution_id=EXEC, seq=3, ts=ts(1), phase_key="led_check", phase_name="LED Check", slot="right"),
+        UiRequest(
+            execution_id=EXEC, seq=4, ts=ts(2), request_id="req-right", phase_key="led_check", slot="right",
+            components=[{"type": "text_input", "key": "note", "label": "Note"}],
+        ),
+        UiUpdate(execution_id=EXEC, seq=5, ts=ts(3), phase_key="led_check", key="note", value="from left", slot="left"),
+        UiUpdate(execution_id=EXEC, seq=6, ts=ts(3), phase_key="led_check", key="note", value="from right", slot="right"),
+    ]
+    backend = ScriptedBackend(scenarios.idle_status(), events)
+    app = console(backend)
+    async with app.run_test(size=WIDE, notifications=True) as pilot:
+        await settle(pilot, backend)
+        text = screen_text(app)
+    assert "right · LED Check" in text  # the prompt names its slot
+    assert "from right" in text
+    assert "from left" not in text
+    assert "left/LED Check" in text  # behind the form, the phase rows name their slot
+
+
+async def test_scrolling_up_pauses_the_log_and_end_follows_again() -> None:
+    def lines(start: int, count: int) -> list[PhaseLog]:
+        return [
+            PhaseLog(execution_id=EXEC, seq=1000 + n, ts=ts(10), phase_key="thermal", message=f"line {n}")
+            for n in range(start, start + count)
+        ]
+
+    backend = ScriptedBackend(scenarios.idle_status(), [*scenarios.run_in_progress(), *lines(0, 300)])
+    app = console(backend)
+    async with app.run_test(size=WIDE, notifications=True) as pilot:
+        await settle(pilot, backend)
+        assert "[thermal] line 299" in screen_text(app)
+        app.query_one("#log").focus()
+        await pilot.press("pageup")
+        assert await shows(pilot, "paused (End follows)")
+        backend.emit(*lines(300, 50))
+        await settle(pilot, backend)
+        text = screen_text(app)
+        assert "[thermal] line 349" not in text  # the operator keeps reading where they were
+        assert "paused (End follows)" in text
+        await pilot.press("end")
+        await settle(pilot, backend)
+        assert await shows(pilot, "[thermal] line 349")
+        assert "paused" not in screen_text(app)
+
+
+async def test_a_broken_connection_is_shown_not_fatal() -> None:
+    def broken(_: object) -> str:
+        raise ConnectionResetError("connection reset by peer")
+
+    backend = ScriptedBackend(scenarios.idle_status(), replies={"Pull": broken})
+    app = console(backend)
+    async with app.run_test(size=WIDE, notifications=True) as pilot:
+        await settle(pilot, backend)
+        await pilot.press("p")
+        assert await toast_says(pilot, "Could not reach the station: connection reset by peer")
+        assert app.is_running

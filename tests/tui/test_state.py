@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.tui import scenarios
 from tofu_tui.models.events import PhaseLog, RunStarted, UiClosed, UiUpdate
+from tofu_tui.tui.forms import field_messages
 from tofu_tui.tui.state import ConsoleState, LogBuffer, format_duration, format_limits
 from tofu_tui.tui.uptime import day_bar, day_style, render_uptime
 
@@ -64,11 +65,11 @@ def test_limits_and_durations_read_like_an_operator_expects() -> None:
 
 
 def test_uptime_keeps_every_outage_visible() -> None:
-    # 20 minutes down in a day is 98.6 %: full-height bars would hide it; the colour does not.
-    assert day_bar(1.0) == "█"
-    assert day_bar(0.986) != "█"
+    # 20 minutes down in a day is 98.6 %: its own colour, never merged into a week.
+    assert day_bar(1.0) == day_bar(0.0) == "█"
+    assert day_bar(None) == "·"
     assert day_style(1.0) == "green"
-    assert day_style(0.9986) == "yellow"
+    assert day_style(0.9986) == "gold1"
     assert day_style(0.986) == "dark_orange"
     assert day_style(0.42) == "red"
     assert day_style(None) == "bright_black"
@@ -79,3 +80,12 @@ def test_uptime_keeps_every_outage_visible() -> None:
     bars = "".join(line[7:52] for line in narrow[1:])
     assert len(bars) == 90
     assert "7 days with downtime" in wide[0]
+
+
+def test_a_refusal_is_split_per_field() -> None:
+    reason = "led: LED colour: an answer is required; note: Note: unknown field; this prompt has led, note"
+    assert field_messages(reason, ["led", "note", "x"]) == {
+        "led": "LED colour: an answer is required",
+        "note": "Note: unknown field; this prompt has led, note",
+    }
+    assert field_messages("the run has ended", ["led"]) == {}

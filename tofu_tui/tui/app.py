@@ -50,7 +50,7 @@ from tofu_tui.models.events import (
     UploadSucceeded,
 )
 from tofu_tui.models.status import StationStatus
-from tofu_tui.tui.backend import BackendUnavailable, StationBackend
+from tofu_tui.tui.backend import StationBackend
 from tofu_tui.tui.dialogs import ConfirmScreen, HelpScreen
 from tofu_tui.tui.forms import PromptForm, identify_components
 from tofu_tui.tui.live_run import RunPanel
@@ -297,8 +297,8 @@ class StationConsole(App[None]):
     async def _fetch_status(self) -> None:
         try:
             status = await self.backend.status()
-        except BackendUnavailable as exc:
-            self.status_error = str(exc)
+        except Exception as exc:  # a station hiccup is shown, never fatal to the console
+            self.status_error = str(exc) or type(exc).__name__
             self._redraw_header()
             return
         finally:
@@ -358,8 +358,8 @@ class StationConsole(App[None]):
                     # a real pause (not sleep(0)) lets all of them run.
                     await asyncio.sleep(CONSUME_PAUSE_S)
                     slice_end = loop.time() + CONSUME_SLICE_S
-        except BackendUnavailable as exc:
-            self.status_error = str(exc)
+        except Exception as exc:
+            self.status_error = str(exc) or type(exc).__name__
         else:
             self.status_error = "The station closed the connection. Restart tofu-tui to attach again."
         self._redraw_header()
@@ -374,7 +374,7 @@ class StationConsole(App[None]):
         elif isinstance(event, UiUpdate):
             for form in self._open_forms():
                 prompt = self.state.prompts.get(form.request_id or "")
-                if prompt is not None and prompt.request.phase_key == event.phase_key:
+                if prompt is not None and (prompt.request.phase_key, prompt.request.slot) == (event.phase_key, event.slot):
                     form.apply_update(event.key, event.value)
         elif isinstance(event, UiClosed):
             for form in self._open_forms():
@@ -414,12 +414,13 @@ class StationConsole(App[None]):
             return  # one prompt at a time; the next opens when this one closes
         request = prompt.request
         phase = self.state.run.phases.get((request.slot, request.phase_key)) if self.state.run else None
-        title = f"{phase.name if phase else request.phase_key}"
+        # The engine asks for what identify still needs (sub-units, metadata) as a prompt.
+        title = "Identify unit" if request.phase_key == "identify" else (phase.name if phase else request.phase_key)
         if request.slot:
             title = f"{request.slot} · {title}"
 
         async def submit(values: dict[str, Any]) -> str | None:
-            reason = await self.backend.send(UiResponseCommand(request_id=request_id, values=values))
+            reason = await self.send_quietly(UiResponseCommand(request_id=request_id, values=values))
             if reason is None:
                 self.answered.add(request_id)
             return reason
@@ -449,8 +450,15 @@ class StationConsole(App[None]):
             return self.state.run.running
         return bool(self.status and self.status.run_in_flight)
 
+    async def send_quietly(self, command: Command) -> str | None:
+        """The station's refusal, or a broken connection, as a reason to show."""
+        try:
+            return await self.backend.send(command)
+        except Exception as exc:
+            return f"Could not reach the station: {exc or type(exc).__name__}"
+
     async def send(self, command: Command, done: str | None = None) -> str | None:
-        reason = await self.backend.send(command)
+        reason = await self.send_quietly(command)
         if reason is not None:
             self.notify(reason, title=f"{command.name} refused", severity="error", timeout=10)
         elif done:
@@ -477,7 +485,7 @@ class StationConsole(App[None]):
                 revision_number=values.get("revision_number"),
                 batch_number=values.get("batch_number"),
             )
-            reason = await self.backend.send(command)
+            reason = await self.send_quietly(command)
             if reason is None:
                 self.last_unit = {k: v for k, v in values.items() if k != "serial_number"}
                 self.show_view("run")

@@ -28,10 +28,13 @@ class StationBackend(Protocol):
     - `status()`: a fresh snapshot; raises `BackendUnavailable` when the station
       cannot be reached.
     - `events()`: every event from now on, in order, until `close()`; a new call
-      starts a new subscription. Ends (StopIteration) when the station goes away.
+      starts a new subscription. Attaching mid-run, it first replays the run in
+      flight (`run_started` and what followed, open `ui_request`s) so the console can
+      draw it. Ends when the station goes away (or raises `BackendUnavailable`).
     - `send(command)`: None when the station accepted the command, else the reason
-      it refused, in a sentence an operator can act on (a refused prompt answer names
-      the field: "serial: required").
+      it refused, in a sentence an operator can act on. A refused answer names its
+      fields the engine's way, `"key: message; key2: message"`; the form shows each
+      part under its field.
     - `close()`: detach; never stops an attached daemon.
     """
 

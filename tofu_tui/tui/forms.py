@@ -9,6 +9,7 @@ reason the station gives when it refuses an answer, under the field it names.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -243,6 +244,21 @@ class Field:
             self.error.display = bool(message)
 
 
+def field_messages(reason: str, keys: list[str]) -> dict[str, str]:
+    """Split a refusal like the engine's `"led: LED colour: an answer is required;
+    note: Note: too long"` into a message per known key. Parts naming no known key
+    stay with the part before them (a message may itself contain "; ")."""
+    known = sorted({key for key in keys if key}, key=len, reverse=True)
+    if not known:
+        return {}
+    starts = list(re.finditer(r"(?:^|;\s*|\n)(" + "|".join(map(re.escape, known)) + r"):\s*", reason))
+    messages: dict[str, str] = {}
+    for index, match in enumerate(starts):
+        end = starts[index + 1].start() if index + 1 < len(starts) else len(reason)
+        messages[match.group(1)] = reason[match.end() : end].strip()
+    return messages
+
+
 def _range_problem(component: dict[str, Any], number: float) -> str | None:
     low = _number(component.get("min"))
     high = _number(component.get("max"))
@@ -361,7 +377,9 @@ class PromptForm(ModalScreen[bool]):
         self.components = components
         self.request_id = request_id
         self._submit = submit
-        self._updates = dict(updates or {})
+        # The caller's live dict, not a copy: `ui_update`s that land before the form
+        # is built are still shown (after, `apply_update` sets the widgets).
+        self._updates = updates if updates is not None else {}
         self.submit_label = submit_label
         self.later_label = later_label
         self.fields: list[Field] = []
@@ -524,17 +542,21 @@ class PromptForm(ModalScreen[bool]):
         return first
 
     def show_refusal(self, reason: str) -> None:
-        """Show the station's reason; a `key: message` reason also flags that field."""
+        """Show the station's reason; the parts naming a field also go under it."""
         banner = self.query_one("#form-error", Static)
         banner.update(Text(reason))
         banner.display = True
-        for field in self.fields:
-            for line in reason.splitlines():
-                prefix = f"{field.key}:"
-                if line.startswith(prefix):
-                    field.flag(line[len(prefix) :].strip())
-                    if field.widget is not None:
+        focused = False
+        for key, message in field_messages(reason, [field.key for field in self.fields]).items():
+            for field in self.fields:
+                if field.key == key:
+                    label = str(field.component.get("label") or "")
+                    if label and message.startswith(f"{label}: "):
+                        message = message[len(label) + 2 :]
+                    field.flag(message)
+                    if not focused and field.widget is not None:
                         field.widget.focus()
+                        focused = True
 
     async def action_submit(self) -> None:
         if self._busy:

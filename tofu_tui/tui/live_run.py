@@ -153,8 +153,14 @@ class RunPanel(Vertical):
             phases = self.query_one(PhaseTable)
             phases.display = run is not None
             phases.show(run, {(p.request.slot, p.request.phase_key) for p in self.state.prompts.values()})
+        self.query_one(LogView).sync()
+        self._log_title()
+
+    def on_log_view_follow_changed(self, event: LogView.FollowChanged) -> None:
+        self._log_title()
+
+    def _log_title(self) -> None:
         log = self.query_one(LogView)
-        log.sync()
         buffer = self.state.log
         hint = Text(no_wrap=True, overflow="ellipsis")
         hint.append(f"Log ≥ {buffer.min_level}", style="bold")

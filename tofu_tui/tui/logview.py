@@ -12,8 +12,10 @@ from rich.style import Style
 from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.geometry import Size
+from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.widget import Widget
 
 from tofu_tui.tui.state import LEVELS, LogBuffer
 
@@ -39,6 +41,9 @@ class LogView(ScrollView, can_focus=True):
     LogView { height: 1fr; }
     """
 
+    class FollowChanged(Message):
+        """The pane stopped or resumed following the newest line."""
+
     def __init__(self, buffer: LogBuffer, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.buffer = buffer
@@ -55,28 +60,39 @@ class LogView(ScrollView, can_focus=True):
         if base != self._base:
             self._base = base
             self._strips.clear()
-        if self.buffer.version == self._seen:
-            return
-        self._seen = self.buffer.version
-        height = len(self.buffer.visible)
-        self.virtual_size = Size(self.scrollable_content_region.width, height)
-        if self.follow:
+        if self.buffer.version != self._seen:
+            self._seen = self.buffer.version
+            height = len(self.buffer.visible)
+            size = Size(self.scrollable_content_region.width, height)
+            window = self.scrollable_content_region.height
+            if (height > window) != (self.virtual_size.height > window):
+                self.virtual_size = size  # the scrollbar comes or goes: that needs a layout
+            elif size != self.virtual_size:
+                # Only the scroll extent grew: setting `virtual_size` the usual way would
+                # lay out the whole screen on every tick of a log flood.
+                self.set_reactive(Widget.virtual_size, size)
+                self._scroll_update(size)
+            self.refresh()
+        if self.follow and self.scroll_y < self.max_scroll_y:
+            # Checked every tick: right after a layout the extent may not have allowed it.
             self._moving = True
             try:
-                self.scroll_to(y=max(height - self.scrollable_content_region.height, 0), animate=False, immediate=True)
+                self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
             finally:
                 self._moving = False
-        self.refresh()
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
         if self._moving:
             return
         # Scrolling up by hand stops following; reaching the bottom resumes it.
+        was = self.follow
         if new < old and new < self.max_scroll_y:
             self.follow = False
         elif new >= self.max_scroll_y:
             self.follow = True
+        if self.follow != was:
+            self.post_message(self.FollowChanged())
 
     def _top(self) -> int:
         """First line on screen: following, the newest lines fill the pane even
@@ -86,6 +102,8 @@ class LogView(ScrollView, can_focus=True):
         return round(self.scroll_offset.y)
 
     def action_follow(self) -> None:
+        if not self.follow:
+            self.post_message(self.FollowChanged())
         self.follow = True
         self._moving = True
         try:

@@ -1,7 +1,7 @@
 """The 90-day uptime sparkline: one bar per day, never averaged.
 
-A day with a short outage still reads ~98 %, which a bar height alone would hide; the
-colour steps at 100 %, 99 % and 90 % make every outage day stand out. When the panel
+A day with a short outage still reads ~98 %, which an average or a bar height would
+hide; the colour steps at 100 %, 99 % and 90 % make every outage day stand out. When the panel
 is narrower than 90 columns the days wrap onto more rows instead of being merged.
 """
 
@@ -15,31 +15,30 @@ from textual.widget import Widget
 
 from tofu_tui.models.status import Uptime
 
-BARS = "▁▂▃▄▅▆▇█"
+BAR = "█"
 LABEL_WIDTH = 7  # "Nov 28 "
 LEGEND = [("100%", 1.0), ("≥99%", 0.995), ("≥90%", 0.95), ("<90%", 0.5)]
 LEGEND_WIDTH = 3 + sum(len(label) + 4 for label, _ in LEGEND)
 
 
 def day_style(uptime: float | None) -> str:
+    # Fixed 256-palette colours for the middle bands: a theme's "yellow" can render
+    # orange and then 99.5 % and 95 % would look alike.
     if uptime is None:
         return "bright_black"
     if uptime >= 0.99999:
         return "green"
     if uptime >= 0.99:
-        return "yellow"
+        return "gold1"
     if uptime >= 0.9:
         return "dark_orange"
     return "red"
 
 
 def day_bar(uptime: float | None) -> str:
-    if uptime is None:
-        return "·"
-    # Any downtime drops the bar below full height, so even a short outage shows.
-    if uptime >= 0.99999:
-        return BARS[-1]
-    return BARS[min(int(uptime * (len(BARS) - 1)), len(BARS) - 2)]
+    # Every day gets a full bar: a height proportional to uptime would make a total
+    # outage the smallest mark on the line. The colour carries the severity.
+    return "·" if uptime is None else BAR
 
 
 def format_pct(value: float | None) -> str:
