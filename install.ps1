@@ -207,9 +207,21 @@ try {
     Write-Host "Installing tofu-tui with $(Get-NativeOutput $py @('--version')) into $Prefix"
     # uv, when present, installs the same packages several times faster than pip.
     $uv = $null
-    if ($env:TOFU_TUI_INSTALLER -ne 'pip') { $uv = Get-Command uv.exe -ErrorAction SilentlyContinue | Select-Object -First 1 }
+    if ($env:TOFU_TUI_INSTALLER -ne 'pip') {
+        $uv = Get-Command uv.exe -ErrorAction SilentlyContinue | Select-Object -First 1
+        $installedUv = Join-Path $Prefix 'current\Scripts\uv.exe'
+        # An upgrade: the installed tofu-tui ships uv (it builds procedure environments).
+        if (-not $uv -and (Test-Path -LiteralPath $installedUv)) { $uv = Get-Command $installedUv }
+    }
     $venvArgs = @('-m', 'venv', $new)
-    if ($uv) { $venvArgs = @('-m', 'venv', '--without-pip', $new); Write-Host "Using uv ($($uv.Source)) to install packages" }
+    if ($uv) {
+        $venvArgs = @('-m', 'venv', '--without-pip', $new)
+        Write-Host "Using uv ($($uv.Source)) to install packages (TOFU_TUI_INSTALLER=pip to use pip and its config)"
+        # uv does not read pip's settings: carry over the index a bench was pointed at.
+        if ($env:PIP_INDEX_URL -and -not $env:UV_INDEX_URL) { $env:UV_INDEX_URL = $env:PIP_INDEX_URL }
+        if ($env:PIP_EXTRA_INDEX_URL -and -not $env:UV_EXTRA_INDEX_URL) { $env:UV_EXTRA_INDEX_URL = $env:PIP_EXTRA_INDEX_URL }
+        if ($env:PIP_FIND_LINKS -and -not $env:UV_FIND_LINKS) { $env:UV_FIND_LINKS = $env:PIP_FIND_LINKS }
+    }
     if ((Invoke-Logged $py $venvArgs $log) -ne 0) { Fail "could not create a virtual environment in $new. Log: $log" }
     $newPy = Join-Path $new 'Scripts\python.exe'
     $newExe = Join-Path $new 'Scripts\tofu-tui.exe'

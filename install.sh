@@ -175,6 +175,8 @@ fi
 
 if [ -n "$TOKEN" ] && [ -n "$URL" ]; then
 	# Fail before changing anything when the server cannot be reached at all.
+	# (Every child gets its input from a heredoc or /dev/null: under `curl | sh` the
+	# script itself arrives on standard input.)
 	"$PY" - "$URL" <<'EOF' || exit 1
 import sys, urllib.error, urllib.request
 url = sys.argv[1].rstrip("/")
@@ -249,14 +251,23 @@ trap 'exit 143' TERM
 say "Installing tofu-tui with $("$PY" --version 2>&1) into $PREFIX"
 # uv, when present, installs the same packages several times faster than pip.
 UV=""
-if [ "${TOFU_TUI_INSTALLER:-auto}" != pip ] && command -v uv >/dev/null 2>&1; then
-	UV="$(command -v uv)"
+if [ "${TOFU_TUI_INSTALLER:-auto}" != pip ]; then
+	if command -v uv >/dev/null 2>&1; then
+		UV="$(command -v uv)"
+	elif [ -x "$PREFIX/current/bin/uv" ]; then
+		# An upgrade: the installed tofu-tui ships uv (it builds procedure environments).
+		UV="$PREFIX/current/bin/uv"
+	fi
 fi
 if [ -n "$UV" ]; then
-	say "Using uv ($UV) to install packages"
-	"$PY" -m venv --without-pip "$NEW" >"$LOG" 2>&1 || VENV_FAILED=1
+	say "Using uv ($UV) to install packages (TOFU_TUI_INSTALLER=pip to use pip and its config)"
+	# uv does not read pip's settings: carry over the index a bench was pointed at.
+	if [ -n "${PIP_INDEX_URL:-}" ] && [ -z "${UV_INDEX_URL:-}" ]; then export UV_INDEX_URL="$PIP_INDEX_URL"; fi
+	if [ -n "${PIP_EXTRA_INDEX_URL:-}" ] && [ -z "${UV_EXTRA_INDEX_URL:-}" ]; then export UV_EXTRA_INDEX_URL="$PIP_EXTRA_INDEX_URL"; fi
+	if [ -n "${PIP_FIND_LINKS:-}" ] && [ -z "${UV_FIND_LINKS:-}" ]; then export UV_FIND_LINKS="$PIP_FIND_LINKS"; fi
+	"$PY" -m venv --without-pip "$NEW" </dev/null >"$LOG" 2>&1 || VENV_FAILED=1
 else
-	"$PY" -m venv "$NEW" >"$LOG" 2>&1 || VENV_FAILED=1
+	"$PY" -m venv "$NEW" </dev/null >"$LOG" 2>&1 || VENV_FAILED=1
 fi
 if [ "${VENV_FAILED:-0}" = 1 ]; then
 	cat "$LOG" >&2
@@ -268,7 +279,7 @@ if [ -n "$UV" ]; then
 else
 	set -- "$NEW/bin/python" -m pip install --disable-pip-version-check --no-input "$SPEC"
 fi
-if ! "$@" >>"$LOG" 2>&1; then
+if ! "$@" </dev/null >>"$LOG" 2>&1; then
 	if grep -Eqi 'NewConnectionError|Failed to establish a new connection|Temporary failure in name resolution|Name or service not known|nodename nor servname|Network is unreachable|ConnectTimeout|Read timed out|ProxyError|SSLError|Connection refused|Could not fetch URL|error sending request|dns error|failed to lookup address|tcp connect error|Failed to fetch' "$LOG"; then
 		die "cannot reach the package index (${PIP_INDEX_URL:-${UV_INDEX_URL:-https://pypi.org/simple}}) to download tofu-tui and its dependencies. Check the network or proxy (HTTPS_PROXY), or install --from a wheel. Log: $LOG"
 	fi
@@ -278,15 +289,15 @@ if ! "$@" >>"$LOG" 2>&1; then
 	tail -n 8 "$LOG" >&2
 	die "could not install tofu-tui (last lines above). Log: $LOG"
 fi
-VERSION="$("$NEW/bin/tofu-tui" --version 2>>"$LOG")" || die "the new tofu-tui does not start. Log: $LOG"
+VERSION="$("$NEW/bin/tofu-tui" --version </dev/null 2>>"$LOG")" || die "the new tofu-tui does not start. Log: $LOG"
 
 if [ -n "$TOKEN" ]; then
 	say "Enrolling this station"
 	if [ -n "$URL" ]; then
-		TOFU_TUI_TOKEN="$TOKEN" "$NEW/bin/tofu-tui" login --url "$URL" ||
+		TOFU_TUI_TOKEN="$TOKEN" "$NEW/bin/tofu-tui" login --url "$URL" </dev/null ||
 			die "enrollment failed (the reason is above). Get a fresh setup token from the dashboard and re-run."
 	else
-		TOFU_TUI_TOKEN="$TOKEN" "$NEW/bin/tofu-tui" login ||
+		TOFU_TUI_TOKEN="$TOKEN" "$NEW/bin/tofu-tui" login </dev/null ||
 			die "enrollment failed (the reason is above). Get a fresh setup token from the dashboard and re-run."
 	fi
 	ENROLLED=1
@@ -303,12 +314,12 @@ ln -s "$PREFIX/current/bin/tofu-tui" "$LINK.new" && mv -f "$LINK.new" "$LINK"
 
 if [ "$SERVICE" = 1 ]; then
 	say "Installing the service"
-	if ! "$PREFIX/current/bin/tofu-tui" service install --executable "$PREFIX/current/bin/tofu-tui"; then
+	if ! "$PREFIX/current/bin/tofu-tui" service install --executable "$PREFIX/current/bin/tofu-tui" </dev/null; then
 		if [ -n "$OLD" ]; then
 			rm -f "$PREFIX/current.back"
 			ln -s "$OLD" "$PREFIX/current.back" && "$PY" -c 'import os, sys; os.replace(sys.argv[1], sys.argv[2])' "$PREFIX/current.back" "$PREFIX/current"
 			SWITCHED=0
-			"$PREFIX/current/bin/tofu-tui" service start >/dev/null 2>&1 || true
+			"$PREFIX/current/bin/tofu-tui" service start </dev/null >/dev/null 2>&1 || true
 		fi
 		die "the service could not be installed (the reason is above)."
 	fi

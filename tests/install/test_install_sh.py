@@ -38,14 +38,22 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _install(tmp_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def _install(tmp_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60,
+             piped: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run install.sh; PIPED runs it the `curl URL/install.sh | sh -s -- ARGS` way, the
+    script on standard input (a child that read stdin would swallow the script)."""
+    # bash reads a piped script line by line (dash buffers it), so a child reading
+    # stdin would visibly eat the rest of the script; it is /bin/sh on many systems.
+    sh = (shutil.which("bash") if piped else None) or shutil.which("sh") or "/bin/sh"
+    options = ["--prefix", str(tmp_path / "prefix"), "--bin-dir", str(tmp_path / "bin"), *args]
     return subprocess.run(
-        [shutil.which("sh") or "/bin/sh", str(INSTALL_SH), "--prefix", str(tmp_path / "prefix"), "--bin-dir", str(tmp_path / "bin"), *args],
+        [sh, "-s", "--", *options] if piped else [sh, str(INSTALL_SH), *options],
+        input=INSTALL_SH.read_text() if piped else None,
         capture_output=True,
         text=True,
         env=env or _env(tmp_path),
         timeout=timeout,
-        stdin=subprocess.DEVNULL,
+        stdin=None if piped else subprocess.DEVNULL,
     )
 
 
@@ -218,18 +226,22 @@ def test_install_enroll_upgrade_and_refused_tokens(tmp_path: Path) -> None:
         current = (tmp_path / "prefix" / "current").resolve()
         assert (current / "bin" / "python").exists()
         assert ("Using uv" in result.stdout) == UV.exists()
+        # The station builds procedure environments with the uv it ships.
+        assert (current / "bin" / "uv").exists()
         # The wheel carries the installers, for an installed server to hand out.
         shipped = list(current.glob("lib/python3*/site-packages/tofu_tui/install/install.sh"))
         assert [p.read_bytes() for p in shipped] == [INSTALL_SH.read_bytes()]
         assert str(current) not in sys.prefix
 
-        # Upgrade: a new environment replaces the old one; the station's data is untouched.
+        # Upgrade, piped as `curl | sh`: a new environment replaces the old one; the
+        # station's data is untouched.
         marker = tmp_path / "station" / "data" / "marker"
         marker.write_text("keep me")
         credentials = (tmp_path / "station" / "config" / "credentials.toml").read_bytes()
         result = _install(tmp_path, "--no-service", "--python", sys.executable, "--from", str(REPO_ROOT),
-                          env=env, timeout=600)
+                          env=env, timeout=600, piped=True)
         assert result.returncode == 0, result.stdout + result.stderr
+        assert "Installed tofu-tui" in result.stdout  # the script ran to its end
         upgraded = (tmp_path / "prefix" / "current").resolve()
         assert upgraded != current
         assert not current.exists()

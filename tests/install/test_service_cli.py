@@ -129,3 +129,16 @@ def test_uninstall_with_nothing_there(tmp_path: Path) -> None:
     result = run_cli(["uninstall", "--yes"], env={"TOFU_TUI_HOME": str(tmp_path / "empty")})
     assert result.returncode == 0
     assert "Nothing to remove" in result.stdout
+
+
+def test_uninstall_refuses_while_a_daemon_holds_the_station(tmp_path: Path) -> None:
+    from filelock import FileLock
+
+    home = _station_home(tmp_path / "home")
+    paths = station_paths(home)
+    with FileLock(str(paths.daemon_lock)):
+        result = run_cli(["uninstall", "--yes"], env={"TOFU_TUI_HOME": str(home)})
+    assert result.returncode == 1
+    assert "still running" in result.stderr
+    assert paths.credentials_toml.exists()
+    assert paths.state_db.read_bytes() == b"queue"

@@ -152,6 +152,12 @@ def uninstall_cmd(keep_data: bool, yes: bool) -> None:
             manager.uninstall()
         except svc.ServiceError as exc:
             _fail(f"{exc} Nothing else was removed.")
+    if not un.daemon_stopped():
+        _fail(
+            "A station daemon is still running on this station's data (started by hand?): stop it "
+            "(Ctrl-C, or kill its process) and run `tofu-tui uninstall` again. Its config and data "
+            "were not removed."
+        )
     for folder in un.execute(plan):
         if not any(kept.is_relative_to(folder) for kept in plan.keep):
             click.echo(f"Left {folder} in place: it holds files tofu-tui did not make.")

@@ -45,6 +45,23 @@ def removal_plan(*, keep_data: bool, paths: StationPaths | None = None) -> Remov
     return plan
 
 
+def daemon_stopped(paths: StationPaths | None = None) -> bool:
+    """True unless a daemon holds this station's lock (removing its data under it would
+    lose runs)."""
+    from filelock import FileLock, Timeout
+
+    paths = paths or station_paths()
+    if not paths.daemon_lock.exists():
+        return True
+    lock = FileLock(str(paths.daemon_lock), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        return False
+    lock.release()
+    return True
+
+
 def installed_program() -> list[Path]:
     """The folder and PATH link that install.sh/install.ps1 made for the running
     tofu-tui, if it runs from one (PREFIX/venvs/<stamp> beside PREFIX/.tofu-tui-install)."""
