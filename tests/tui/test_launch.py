@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import types
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -31,11 +32,19 @@ def install(adapters: dict[str, types.ModuleType], name: str, **functions: objec
     adapters[name] = module
 
 
-def test_console_without_any_station_adapter_says_what_to_do() -> None:
-    result = run_cli([], timeout=60)
+async def test_console_without_any_station_adapter_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    # None in sys.modules: the import fails as if the adapter were not installed.
+    monkeypatch.setitem(sys.modules, launch.DAEMON_ADAPTER, None)
+    monkeypatch.setitem(sys.modules, launch.LOCAL_ADAPTER, None)
+    with pytest.raises(BackendUnavailable, match="cannot reach a station yet") as raised:
+        await launch.open_backend()
+    assert "tofu-tui --headless" in str(raised.value)
+
+
+def test_console_of_a_station_not_enrolled_says_to_log_in(tmp_path: Path) -> None:
+    result = run_cli([], timeout=60, env={"TOFU_TUI_HOME": str(tmp_path)})
     assert result.returncode == 1
-    assert "cannot reach a station yet" in result.stderr
-    assert "tofu-tui --headless" in result.stderr
+    assert "tofu-tui login --token" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -60,7 +69,9 @@ async def test_without_a_daemon_the_station_runs_in_process(adapters: dict[str, 
     assert await launch.open_backend() is local
 
 
-async def test_no_daemon_and_no_in_process_engine_is_explained(adapters: dict[str, types.ModuleType]) -> None:
+async def test_no_daemon_and_no_in_process_engine_is_explained(adapters: dict[str, types.ModuleType],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     install(adapters, launch.DAEMON_ADAPTER, connect=lambda: None)
+    monkeypatch.setitem(sys.modules, launch.LOCAL_ADAPTER, None)
     with pytest.raises(BackendUnavailable, match="No station daemon is running"):
         await launch.open_backend()

@@ -63,6 +63,7 @@ def _procedure_ui_json(path: Path) -> str | None:
 @click.option("--upload/--no-upload", default=False, help="Queue the run for upload (needs a registered station).")
 @click.option("--procedure-id", metavar="ID", help="TofuPilot procedure id for the payload.")
 @click.option("--headless", is_flag=True, help="Never wait for an operator: unanswered prompts fail fast.")
+@click.option("--tui", is_flag=True, help="Show the run in the operator console (prompts answered there).")
 def run(
     path: Path | None,
     procedure: str | None,
@@ -76,6 +77,7 @@ def run(
     upload: bool,
     procedure_id: str | None,
     headless: bool,
+    tui: bool,
 ) -> None:
     """Run the procedure at PATH (a directory holding procedure.yaml, or a .yaml file),
     or with --procedure the active deployment of a procedure linked to this station.
@@ -100,11 +102,20 @@ def run(
         # A linked procedure's run always goes through the station's queue: --upload is implied.
         sys.exit(run_linked_procedure(procedure, unit=unit, ui_values=_load_ui_values(ui_values), as_json=as_json))
     assert path is not None
+    if tui and (as_json or headless or upload):
+        raise click.UsageError("--tui shows the run in the console: it does not go with --json, --headless or --upload.")
     upload_to = _upload_target(procedure_id, path) if upload else None
     if ui_values is None and as_json and (found := _procedure_ui_json(path)) is not None:
         values = _load_ui_values(found, "ui.json")
     else:
         values = _load_ui_values(ui_values)
+    if tui:
+        from tofu_tui.procedure.execute import RunOptions as ConsoleRunOptions
+        from tofu_tui.tui.run_backend import run_in_console
+
+        sys.exit(run_in_console(path, ConsoleRunOptions(
+            ui_values=values, ui_timeout_s=ui_timeout, procedure_id=procedure_id,
+            unit={k: v for k, v in unit.items() if v is not None})))
     # The first worker's interpreter starts while this process imports and loads.
     prestarted, interpreter = _prestart(path)
     # Importing and loading build many long-lived objects and few cycles: collecting

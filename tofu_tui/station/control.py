@@ -270,12 +270,21 @@ class ControlClient:
             self._events.put_nowait(None)
             self._replies.put_nowait({"type": "reply", "ok": False, "error": "The station daemon went away."})
 
+    @property
+    def alive(self) -> bool:
+        """Still connected: the daemon has not closed the connection."""
+        return self._reader_task is not None and not self._reader_task.done()
+
     async def _ask(self, message: dict[str, Any]) -> dict[str, Any]:
-        if self._writer is None:
+        if self._writer is None or not self.alive:
+            # Once the daemon hung up, no reply will ever come: never wait for one.
             raise ControlError("Not connected to the station daemon.")
         async with self._lock:
-            self._writer.write(_dump(message))
-            await self._writer.drain()
+            try:
+                self._writer.write(_dump(message))
+                await self._writer.drain()
+            except OSError as exc:
+                raise ControlError(f"The station daemon went away ({exc}).") from None
             return await self._replies.get()
 
     async def status(self) -> StationStatus:

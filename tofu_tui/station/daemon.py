@@ -41,7 +41,7 @@ from tofu_tui.procedure.execute import RunOptions, start_run
 from tofu_tui.procedure.load import ProcedureLoadError, load_procedure
 from tofu_tui.station import state_db
 from tofu_tui.station.api_client import ApiClient, ApiError, Unauthorized
-from tofu_tui.station.bus import EventBus
+from tofu_tui.station.bus import EventBus, RunReplay
 from tofu_tui.station.config import (
     ConfigError,
     Credentials,
@@ -158,6 +158,8 @@ class StationDaemon:
             self.bus.add_sink(sink)
         self.bus.add_sink(self.presence.publish)
         self.bus.add_sink(self._run_log)
+        self.run_replay = RunReplay()
+        self.bus.add_sink(self.run_replay.record)
         self.control = ControlServer(self.paths, self)
         await self.control.start()
         if self.handle_signals:
@@ -461,7 +463,7 @@ class StationDaemon:
             run_in_flight=self.in_flight.execution_id if self.in_flight else None)
 
     def subscribe(self) -> asyncio.Queue[Event | None]:
-        return self.bus.subscribe()
+        return self.bus.subscribe(replay=self.run_replay.events())
 
     def unsubscribe(self, queue: asyncio.Queue[Event | None]) -> None:
         self.bus.unsubscribe(queue)
