@@ -45,3 +45,16 @@ def test_a_crash_loses_at_most_one_tick_and_a_restart_starts_a_new_interval(path
     second.mark(CONNECTED, t0 + 3 * 3600)
     assert second.covered(CONNECTED, t0, t0 + 3 * 3600) == pytest.approx(2 * 3600)
     assert second.fraction(CONNECTED, t0, t0 + 3 * 3600) == pytest.approx(2 / 3)
+
+
+def test_the_open_interval_counts_until_now_between_ticks(paths: StationPaths) -> None:
+    """A station connected since it started shows 100 %, not a dip until the next tick."""
+    t0 = datetime(2026, 3, 1, 12, tzinfo=UTC).timestamp()
+    ledger = Ledger(state_db.connect(paths.state_db), tick_s=15)
+    ledger.mark(RUNNING, t0)
+    ledger.mark(CONNECTED, t0)
+    up = ledger.uptime(days=1, now=t0 + 14)  # 14 s on, no tick since
+    assert up.last_24h == pytest.approx(1.0)
+    assert up.days[-1].uptime == pytest.approx(1.0)
+    ledger.close(CONNECTED, t0 + 20)  # disconnected at 20 s: that gap shows
+    assert ledger.uptime(days=1, now=t0 + 40).last_24h == pytest.approx(0.5)

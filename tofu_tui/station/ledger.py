@@ -43,12 +43,17 @@ class Ledger:
             self.mark(kind, now)
             del self._open[kind]
 
-    def intervals(self, kind: str, since: float, until: float) -> list[tuple[float, float]]:
-        rows = self.conn.execute("SELECT start, end FROM ledger WHERE kind = ? AND end > ? AND start < ? "
-                                 "ORDER BY start", (kind, since, until)).fetchall()
+    def intervals(self, kind: str, since: float, until: float,
+                  now: float | None = None) -> list[tuple[float, float]]:
+        open_id = self._open.get(kind)
+        rows = self.conn.execute("SELECT id, start, end FROM ledger WHERE kind = ? AND (end > ? OR id = ?) "
+                                 "AND start < ? ORDER BY start", (kind, since, open_id, until)).fetchall()
         merged: list[tuple[float, float]] = []
-        for row in rows:
-            start, end = max(row[0], since), min(row[1], until)
+        for row_id, row_start, row_end in rows:
+            # The interval this process holds open lasts until now, not until its last
+            # tick: otherwise a young station's uptime dips between ticks.
+            last = max(row_end, now) if row_id == open_id and now is not None else row_end
+            start, end = max(row_start, since), min(last, until)
             if merged and start <= merged[-1][1]:
                 merged[-1] = (merged[-1][0], max(merged[-1][1], end))
             elif end > start:
@@ -59,16 +64,16 @@ class Ledger:
         row = self.conn.execute("SELECT MIN(start) FROM ledger").fetchone()
         return float(row[0]) if row and row[0] is not None else None
 
-    def covered(self, kind: str, since: float, until: float) -> float:
-        return sum(end - start for start, end in self.intervals(kind, since, until))
+    def covered(self, kind: str, since: float, until: float, now: float | None = None) -> float:
+        return sum(end - start for start, end in self.intervals(kind, since, until, now))
 
-    def fraction(self, kind: str, since: float, until: float) -> float | None:
+    def fraction(self, kind: str, since: float, until: float, now: float | None = None) -> float | None:
         first = self.first_seen()
         if first is None or first >= until:
             return None
         since = max(since, first)
         span = until - since
-        return min(1.0, self.covered(kind, since, until) / span) if span > 0 else None
+        return min(1.0, self.covered(kind, since, until, now) / span) if span > 0 else None
 
     def uptime(self, days: int = 90, kind: str = CONNECTED, now: float | None = None) -> Uptime:
         now = self.clock() if now is None else now
@@ -77,7 +82,7 @@ class Ledger:
         for offset in range(days - 1, -1, -1):
             day: date = today - timedelta(days=offset)
             start = datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
-            out.append(UptimeDay(date=day, uptime=self.fraction(kind, start, min(start + 86400, now))))
-        return Uptime(days=out, last_24h=self.fraction(kind, now - 86400, now),
-                      last_7d=self.fraction(kind, now - 7 * 86400, now),
-                      last_90d=self.fraction(kind, now - days * 86400, now))
+            out.append(UptimeDay(date=day, uptime=self.fraction(kind, start, min(start + 86400, now), now)))
+        return Uptime(days=out, last_24h=self.fraction(kind, now - 86400, now, now),
+                      last_7d=self.fraction(kind, now - 7 * 86400, now, now),
+                      last_90d=self.fraction(kind, now - days * 86400, now, now))
