@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.station.realserver import RealServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,3 +72,15 @@ def pin_interpreter(directory: Path) -> Path:
 def _hermetic_interpreter(tmp_path_factory: pytest.TempPathFactory) -> None:
     # Every tmp_path lives two levels under the base temp folder, within the walk's reach.
     pin_interpreter(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RealServer]:
+    """The real local dashboard server, in a thread on a free loopback port."""
+    from tests.station.realserver import RealServer
+
+    s = RealServer.in_thread(tmp_path / "server")
+    try:
+        yield s
+    finally:
+        s.close()

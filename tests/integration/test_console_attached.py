@@ -28,15 +28,6 @@ WIDE = (160, 48)
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[RealServer]:
-    s = RealServer.in_thread(tmp_path / "server")
-    try:
-        yield s
-    finally:
-        s.close()
-
-
-@pytest.fixture
 def station(server: RealServer, tmp_path: Path) -> Station:
     return enrolled_station(server, tmp_path)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,15 +23,6 @@ from tofu_tui.tui.dialogs import ConfirmScreen
 from tofu_tui.tui.forms import PromptForm
 
 WIDE = (160, 48)
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RealServer]:
-    s = RealServer.in_thread(tmp_path / "server")
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,15 +15,6 @@ from tests.integration.station import Station, enrolled_station
 from tests.integration.terminal import Terminal
 from tests.station.daemonproc import Daemon, wait_until
 from tests.station.realserver import RealServer
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RealServer]:
-    s = RealServer.in_thread(tmp_path / "server")
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 @pytest.fixture

@@ -27,15 +27,6 @@ MEASURING_PHASE = """def check(log, measurements, attach):
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[RealServer]:
-    s = RealServer.in_thread(tmp_path / "server")
-    try:
-        yield s
-    finally:
-        s.close()
-
-
-@pytest.fixture
 def server_process(tmp_path: Path) -> Iterator[RealServer]:
     s = RealServer(tmp_path / "server").start()
     try:

@@ -4,25 +4,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import run_cli
 from tests.station.daemonproc import Daemon, wait_until
 from tests.station.gitrepo import Repo
 from tests.station.realserver import RealServer
 from tests.station.test_real_server import MEASURING_PHASE, enroll
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RealServer]:
-    s = RealServer.in_thread(tmp_path / "server")
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def test_run_upload_queues_then_the_daemon_uploads(server: RealServer, home: Path, tmp_path: Path) -> None:
