@@ -330,13 +330,20 @@ class StationConsole(App[None]):
 
     @on(DataTable.RowHighlighted, "#procedures")
     def _procedure_highlighted(self) -> None:
-        self.main_screen.query_one(DeploymentPanel).show(self.main_screen.query_one(ProcedureTable).selected(), self.clock())
+        # A highlight can still be queued while shutdown removes the widgets (or the
+        # screens): nothing to show then, and nothing worth crashing the exit for.
+        with contextlib.suppress(NoMatches, IndexError):
+            main = self.main_screen
+            main.query_one(DeploymentPanel).show(main.query_one(ProcedureTable).selected(), self.clock())
 
     @on(DataTable.RowHighlighted, "#queue")
     def _show_queue_detail(self) -> None:
-        table = self.main_screen.query_one(QueueTable)
+        try:  # as above: the queue's highlight can land during shutdown too
+            table = self.main_screen.query_one(QueueTable)
+            detail = self.main_screen.query_one("#queue-detail", Static)
+        except (NoMatches, IndexError):
+            return
         entry = table.selected()
-        detail = self.main_screen.query_one("#queue-detail", Static)
         detail.update(queue_detail(entry, compact=self.size.width < NARROW_BELOW))
         table.display = entry is not None
 
