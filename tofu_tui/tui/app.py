@@ -229,9 +229,14 @@ class StationConsole(App[None]):
             # (measured: 100-450 ms pauses otherwise on a busy 2-core bench PC).
             self.call_after_refresh(gc.freeze)
         if not self.is_headless:
-            # A dropped SSH session sends SIGHUP: exit instead of spinning on a dead tty.
-            with contextlib.suppress(NotImplementedError, AttributeError, ValueError, RuntimeError):
-                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.exit)
+            # A dropped SSH session sends SIGHUP, systemd and kill send SIGTERM: leave the
+            # way `q` does, so unmounting closes the backend (in process, that stops the run
+            # in flight: teardown runs, the run is queued ABORTED) instead of dying with it
+            # or spinning on a dead tty.
+            loop = asyncio.get_running_loop()
+            for name in ("SIGHUP", "SIGTERM"):
+                with contextlib.suppress(NotImplementedError, AttributeError, ValueError, RuntimeError):
+                    loop.add_signal_handler(getattr(signal, name), self.exit)
 
     async def on_unmount(self) -> None:
         if self._subscription is not None:
