@@ -6,6 +6,7 @@ import fcntl
 import os
 import pty
 import re
+import signal
 import struct
 import subprocess
 import sys
@@ -66,9 +67,19 @@ class Terminal:
     def wait(self, timeout: float = 30.0) -> int:
         return self.proc.wait(timeout)
 
+    def hang_up(self) -> None:
+        """What a dropped SSH session does: the terminal goes away, then SIGHUP."""
+        self._close_master()
+        os.kill(self.proc.pid, signal.SIGHUP)
+
+    def _close_master(self) -> None:
+        if self.master >= 0:
+            os.close(self.master)
+            self.master = -1
+
     def close(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
         self._reader.join(2)
-        os.close(self.master)
+        self._close_master()

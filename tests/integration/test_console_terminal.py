@@ -88,3 +88,43 @@ def test_run_path_tui_answers_the_prompt_in_the_console(tmp_path: Path) -> None:
         console.wait_for("Board test: PASS")
     finally:
         console.close()
+
+
+def queued_and_uploaded(station: Station) -> list[tuple[str, str]]:
+    """(serial, outcome) of every run this station made: on the server or still queued."""
+    queued = json.loads(run_cli(["queue", "ls", "--json"], env=station.env).stdout)
+    return [(r["unit"]["serial_number"], r["outcome"]) for r in station.server.runs()] + \
+        [(q["serial_number"], q["outcome"]) for q in queued]
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("ending", ["SIGTERM", "hang-up"])
+def test_signal_to_the_in_process_console_stops_the_run_and_keeps_it(station: Station, ending: str) -> None:
+    """systemd/kill (SIGTERM) or a dropped SSH session (terminal gone, SIGHUP) while a
+    run waits on its prompt: the run is stopped, recorded ABORTED, and the process ends."""
+    console = Terminal([], station.env)
+    try:
+        console.wait_for("in-process")
+        console.wait_for("on main")  # the deployment is active: a run can start
+        for _ in range(10):  # the first key can land before the table holds the procedure
+            console.press("r")
+            try:
+                console.wait_for("Identify unit", timeout=3)
+                break
+            except AssertionError:
+                continue
+        console.wait_for("Identify unit")
+        console.press("S9\r")  # like a scanner: the form moves to the missing part number
+        console.wait_for("Required.")
+        console.press("P\r")
+        console.wait_for("Inspection note")
+        if ending == "SIGTERM":
+            console.proc.send_signal(signal.SIGTERM)
+        else:
+            console.hang_up()
+        console.wait(45)  # a spinning process on a dead terminal fails here
+    finally:
+        console.close()
+    assert set(queued_and_uploaded(station)) == {("S9", "ABORTED")}
+    assert len(station.server.runs()) <= 1
+    assert not station.paths.control_socket.exists()

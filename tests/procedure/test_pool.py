@@ -39,6 +39,50 @@ def _wait_gone(pid: int, seconds: float = 5.0) -> bool:
     return False
 
 
+class _StarvedWatchdog(WorkerPool):
+    """The engine's timeout watchdog never gets the loop first: what a loaded 2-core
+    machine does now and then, when the worker's report arrives before the timer runs."""
+
+    async def _watch(self, w, attempt, pump) -> str:  # type: ignore[no-untyped-def]
+        await asyncio.wait({pump})
+        return "done"
+
+
+def test_failure_after_the_deadline_is_timeout_even_if_the_worker_reports_first(make_procedure) -> None:
+    """A worker-side timeout (a plug call bounded by the phase deadline raising) is
+    TIMEOUT, never ERROR, whichever side notices first (procedure-format Q8)."""
+    folder = make_procedure(
+        yaml_for("  - {name: late, python: phases.late, timeout: 300ms}", "ok"),
+        {
+            "phases/late.py": """
+            import time
+
+            def late(measurements):
+                measurements.partial = 1
+                time.sleep(0.6)
+                raise TimeoutError("plug bank.slow() did not answer before the phase deadline")
+            """,
+            "phases/ok.py": "def ok(measurements):\n    measurements.v = 1\n",
+        },
+    )
+
+    async def main():  # type: ignore[no-untyped-def]
+        loaded = load_procedure(folder)
+        pool = _StarvedWatchdog(loaded, 1, lambda event: None, attachments_dir=folder.parent / "attachments")
+        await pool.start()
+        try:
+            session = Session(loaded, pool, [])
+            return await session.run("late"), await session.run("ok")
+        finally:
+            await pool.close()
+
+    late, ok = asyncio.run(main())
+    assert late.timed_out is True and late.error is None
+    assert late.measurements == {}
+    assert [(line.level, line.message) for line in late.logs] == [("ERROR", "Phase timed out after 1 seconds")]
+    assert ok.error is None and not ok.timed_out  # the worker that reported stays usable
+
+
 def test_timeout_kills_the_process_group_and_replaces_the_worker(make_procedure, tmp_path: Path) -> None:
     pidfile = tmp_path / "child.pid"
     folder = make_procedure(

@@ -781,6 +781,8 @@ class WorkerPool:
 
     def _finish(self, attempt: _Attempt, started: datetime, done: dict[str, Any]) -> AttemptResult:
         request = attempt.request
+        if done.get("late"):  # it failed after its deadline: a timeout, whoever noticed first
+            return self._timed_out(attempt, started)
         return AttemptResult(
             started_at=started,
             ended_at=datetime.now(UTC),

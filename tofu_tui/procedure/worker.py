@@ -19,7 +19,7 @@ worker -> engine
   {"t": "m", "k", "r": record}          a measurement record (full, after each change)
   {"t": "ui", "k", "v"}                 ui.<key> = v
   {"t": "att", "n", "p", "s"}           attachment copied into the engine's folder
-  {"t": "done", "error", "signal", "smsg", "unit", "rmeta", "t0", "t1", "dropped"}
+  {"t": "done", "error", "signal", "smsg", "unit", "rmeta", "t0", "t1", "dropped", "late"}
 
 Worker messages are batched (one write per batch, flushed every few ms, and always
 with "done"), so a trivial phase costs one round trip. Process-global state persists
@@ -1247,6 +1247,9 @@ class Job:
         self.proc_dir = worker.proc_dir
         self.msg = msg
         self.ctx: dict[str, Any] = msg.get("ctx") or {}
+        deadline_s = self.ctx.get("deadline_s")
+        # Plug proxies made later for this job get deadlines at or after this one.
+        self.deadline: float | None = None if deadline_s is None else time.monotonic() + float(deadline_s)
         self.fatal: str | None = None
         self.attach_count = 0
         self.unit = Unit(self.ctx.get("unit") or {})
@@ -1404,6 +1407,11 @@ class Job:
         if self.fatal and not done["error"]:
             done["error"] = self.fatal
             done["signal"] = None
+        if done["error"] and self.deadline is not None and time.monotonic() >= self.deadline:
+            # The phase failed because its time ran out here (a plug call bounded by the
+            # phase deadline raised): the engine's watchdog may not have fired yet on a
+            # busy machine, and its verdict must not depend on who is first (Q8).
+            done["late"] = True
         done["unit"] = self.unit.as_dict()
         done["rmeta"] = dict(self.run.metadata)
         return done

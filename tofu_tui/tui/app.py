@@ -229,9 +229,14 @@ class StationConsole(App[None]):
             # (measured: 100-450 ms pauses otherwise on a busy 2-core bench PC).
             self.call_after_refresh(gc.freeze)
         if not self.is_headless:
-            # A dropped SSH session sends SIGHUP: exit instead of spinning on a dead tty.
-            with contextlib.suppress(NotImplementedError, AttributeError, ValueError, RuntimeError):
-                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.exit)
+            # A dropped SSH session sends SIGHUP, systemd and kill send SIGTERM: leave the
+            # way `q` does, so unmounting closes the backend (in process, that stops the run
+            # in flight: teardown runs, the run is queued ABORTED) instead of dying with it
+            # or spinning on a dead tty.
+            loop = asyncio.get_running_loop()
+            for name in ("SIGHUP", "SIGTERM"):
+                with contextlib.suppress(NotImplementedError, AttributeError, ValueError, RuntimeError):
+                    loop.add_signal_handler(getattr(signal, name), self.exit)
 
     async def on_unmount(self) -> None:
         if self._subscription is not None:
@@ -330,13 +335,20 @@ class StationConsole(App[None]):
 
     @on(DataTable.RowHighlighted, "#procedures")
     def _procedure_highlighted(self) -> None:
-        self.main_screen.query_one(DeploymentPanel).show(self.main_screen.query_one(ProcedureTable).selected(), self.clock())
+        # A highlight can still be queued while shutdown removes the widgets (or the
+        # screens): nothing to show then, and nothing worth crashing the exit for.
+        with contextlib.suppress(NoMatches, IndexError):
+            main = self.main_screen
+            main.query_one(DeploymentPanel).show(main.query_one(ProcedureTable).selected(), self.clock())
 
     @on(DataTable.RowHighlighted, "#queue")
     def _show_queue_detail(self) -> None:
-        table = self.main_screen.query_one(QueueTable)
+        try:  # as above: the queue's highlight can land during shutdown too
+            table = self.main_screen.query_one(QueueTable)
+            detail = self.main_screen.query_one("#queue-detail", Static)
+        except (NoMatches, IndexError):
+            return
         entry = table.selected()
-        detail = self.main_screen.query_one("#queue-detail", Static)
         detail.update(queue_detail(entry, compact=self.size.width < NARROW_BELOW))
         table.display = entry is not None
 
