@@ -163,10 +163,7 @@ class ConsoleState:
         elif isinstance(event, PhaseStarted):
             run = self._run_for(event.execution_id)
             if run is not None:
-                phase = run.phases.get((event.slot, event.phase_key))
-                if phase is None:
-                    phase = PhaseView(event.phase_key, event.phase_name, event.slot)
-                    run.phases[(event.slot, event.phase_key)] = phase
+                phase = _phase_view(run, event.slot, event.phase_key, event.phase_name)
                 phase.attempt = event.attempt
                 phase.outcome = None
                 phase.duration_ms = None
@@ -174,20 +171,14 @@ class ConsoleState:
         elif isinstance(event, MeasurementEvent):
             run = self._run_for(event.execution_id)
             if run is not None:
-                phase = run.phases.get((event.slot, event.phase_key))
-                if phase is None:
-                    phase = PhaseView(event.phase_key, event.phase_key, event.slot)
-                    run.phases[(event.slot, event.phase_key)] = phase
+                phase = _phase_view(run, event.slot, event.phase_key, event.phase_key)
                 phase.measurements[event.key] = MeasurementView(
                     event.key, event.name, event.value, event.unit, event.outcome, event.validators
                 )
         elif isinstance(event, PhaseFinished):
             run = self._run_for(event.execution_id)
             if run is not None:
-                phase = run.phases.get((event.slot, event.phase_key))
-                if phase is None:
-                    phase = PhaseView(event.phase_key, event.phase_key, event.slot)
-                    run.phases[(event.slot, event.phase_key)] = phase
+                phase = _phase_view(run, event.slot, event.phase_key, event.phase_key)
                 phase.attempt = event.attempt
                 phase.outcome = event.outcome
                 phase.duration_ms = event.duration_ms
@@ -274,3 +265,13 @@ def format_duration(ms: float | None) -> str:
         return f"{seconds:.1f} s"
     minutes, seconds = divmod(int(seconds), 60)
     return f"{minutes}m{seconds:02d}s"
+
+
+def _phase_view(run: RunView, slot: str | None, key: str, name: str) -> PhaseView:
+    """The run's view of a phase attempt, created on its first event (a measurement or a
+    finish can arrive for a phase whose start a late-attaching console never saw)."""
+    phase = run.phases.get((slot, key))
+    if phase is None:
+        phase = PhaseView(key, name, slot)
+        run.phases[(slot, key)] = phase
+    return phase
