@@ -287,6 +287,11 @@ class _Host:
             except OSError:
                 break
             threading.Thread(target=self.handle, args=(client,), daemon=True).start()
+        if self.stopping.is_set():
+            # shutdown() is deleting the instance on another thread and ends the process
+            # itself; returning now would end the interpreter and kill that daemon thread
+            # in the middle of the plug's __del__.
+            time.sleep(DELETE_BUDGET_S + 5.0)
 
     def handle(self, client: socket.socket) -> None:
         if client.family != getattr(socket, "AF_UNIX", None):
