@@ -124,7 +124,8 @@ async def test_attach_mid_run_shows_the_run_and_its_waiting_prompt(station: Stat
     app = StationConsole(backend, status_interval=3600)
     async with app.run_test(size=WIDE, notifications=True) as pilot:
         await prompt_shown(pilot)
-        assert "S77" in screen_text(app)
+        # The replayed run and its prompt arrive together; the header may draw a frame later.
+        await until(pilot, lambda: "S77" in screen_text(app), "the unit of the run in flight")
         await pilot.press("o", "k", "enter")
         await until(pilot, lambda: "Run finished: PASS" in toasts(app), "the run to pass")
         await pilot.press("q")
