@@ -556,19 +556,11 @@ class WorkerPool:
             return self._error(attempt, started, got.message)
         w = got
         attempt.last_traffic = loop.time()
-        pump = asyncio.ensure_future(self._pump(w, attempt))
-        try:
-            outcome = await self._watch(w, attempt, pump)
-        except asyncio.CancelledError:
-            pump.cancel()
-            await self._discard(w)
-            raise
+        outcome, done = await self._supervise(w, attempt)
         if outcome == "timeout":
-            pump.cancel()
             await self._discard(w)
             return self._timed_out(attempt, started)
         if outcome == "noack":
-            pump.cancel()
             await self._discard(w)
             return self._error(
                 attempt,
@@ -577,7 +569,6 @@ class WorkerPool:
                 "starved of CPU?); it was replaced.",
             )
         if outcome == "stall":
-            pump.cancel()
             await self._discard(w)
             return self._error(
                 attempt,
@@ -585,17 +576,6 @@ class WorkerPool:
                 f"Importing the phase module produced no activity for {self.import_stall_s:g} "
                 "seconds; the worker was replaced.",
             )
-        done: dict[str, Any] | str | None = None
-        try:
-            done = pump.result()
-        except Exception as exc:
-            if isinstance(exc, ValueError | asyncio.LimitOverrunError) and "limit" in str(exc):
-                done = (
-                    f"The phase sent a message larger than {STREAM_LIMIT // (1024 * 1024)} MB "
-                    "(a measurement or ui value too large?); the worker was replaced."
-                )
-            else:
-                done = f"The worker's messages could not be read ({exc}); the worker was replaced."
         if isinstance(done, dict):
             self._last_release = loop.time()
             self._idle.put_nowait(w)
@@ -613,42 +593,80 @@ class WorkerPool:
             message = done
         return self._error(attempt, started, message)
 
-    async def _watch(self, w: _Worker, attempt: _Attempt, pump: asyncio.Future[Any]) -> str:
-        """Wait for the pump; returns 'done', 'timeout', 'noack' or 'stall'."""
+    async def _supervise(self, w: _Worker, attempt: _Attempt) -> tuple[str, dict[str, Any] | str | None]:
+        """Run the attempt's message pump in this task under the watchdogs.
+
+        Returns ('done', the worker's `done` message, an error text, or None if the
+        channel closed) or ('timeout' | 'noack' | 'stall', None). The pump runs inline
+        and one timer stands for every watchdog: a trivial phase then costs no extra
+        task and no extra event-loop turn.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        fired: list[str] = []
+
+        def expire(reason: str) -> None:
+            fired.append(reason)
+            task.cancel()
+
+        disarm = self._arm_watchdog(attempt, expire)
+        try:
+            return "done", await self._pump(w, attempt)
+        except asyncio.CancelledError:
+            if not fired or task.uncancel() > 0:
+                await self._discard(w)  # cancelled from outside: the worker is mid-phase
+                raise
+            return fired[0], None
+        except Exception as exc:
+            if isinstance(exc, ValueError | asyncio.LimitOverrunError) and "limit" in str(exc):
+                return "done", (
+                    f"The phase sent a message larger than {STREAM_LIMIT // (1024 * 1024)} MB "
+                    "(a measurement or ui value too large?); the worker was replaced."
+                )
+            return "done", f"The worker's messages could not be read ({exc}); the worker was replaced."
+        finally:
+            disarm()
+
+    def _arm_watchdog(self, attempt: _Attempt, expire: Callable[[str], None]) -> Callable[[], None]:
+        """One timer for the attempt's deadline, its 75 % warning, the job acknowledgement
+        and the import stall; calls `expire(reason)` once. Returns the disarm function."""
         loop = asyncio.get_running_loop()
         ack_at = loop.time() + self.ack_s
         deadline = attempt.request.deadline
-        warn_at = None
+        warn_at: float | None = None
         if deadline is not None:
             warn_at = loop.time() + WARN_FRACTION * (deadline - time.monotonic())
             deadline = loop.time() + (deadline - time.monotonic())
-        while True:
-            if pump.done():
-                return "done"
+        handle: list[asyncio.TimerHandle] = []
+
+        def check() -> None:
+            nonlocal warn_at
             now = loop.time()
             waits = []
             if deadline is not None:
                 if now >= deadline:
-                    return "timeout"
-                waits.append(deadline - now)
+                    return expire("timeout")
+                waits.append(deadline)
                 if warn_at is not None:
                     if now >= warn_at:
                         self._warn(attempt)
                         warn_at = None
                     else:
-                        waits.append(warn_at - now)
+                        waits.append(warn_at)
             if not attempt.acked:
                 if now >= ack_at:
-                    return "noack"
-                waits.append(ack_at - now)
+                    return expire("noack")
+                waits.append(ack_at)
             if attempt.stage == "import":
                 stall_at = attempt.last_traffic + self.import_stall_s
                 if now >= stall_at:
-                    return "stall"
-                waits.append(stall_at - now)
-            done, _ = await asyncio.wait({pump}, timeout=min(waits) if waits else None)
-            if done:
-                return "done"
+                    return expire("stall")
+                waits.append(stall_at)
+            if waits:
+                handle[:] = [loop.call_at(min(waits), check)]
+
+        check()
+        return lambda: handle[0].cancel() if handle else None
 
     def _warn(self, attempt: _Attempt) -> None:
         phase = attempt.request.phase

@@ -209,7 +209,10 @@ class Scheduler:
             job._observer = self._state_changed
         self._tasks: dict[asyncio.Task[AttemptOutcome], Job] = {}
         self._timers: set[asyncio.Task[None]] = set()
-        self._wake = asyncio.Event()
+        # The loop sleeps on one future, woken by a finished job or an external change:
+        # a fresh waiter task per turn costs a trivial phase measurable time.
+        self._wakeup: asyncio.Future[None] | None = None
+        self._woken = False
         # run-level facts for §7.4
         self.operator_stop = False
         self.abort_error = False  # plug start failure: teardown on fresh workers, run ERROR
@@ -230,7 +233,7 @@ class Scheduler:
         self._cancel_queued(lambda job: True)
         if self.on_stop_action:
             self.on_stop_action()
-        self._wake.set()
+        self._wake()
 
     def abort(self) -> None:
         """A plug failed to start: nothing new is dispatched, teardown still runs."""
@@ -239,7 +242,7 @@ class Scheduler:
         self.abort_error = True
         self._stop_requested_at = time.monotonic()
         self._cancel_queued(lambda job: True)
-        self._wake.set()
+        self._wake()
 
     def kill(self) -> None:
         """Force kill: nothing more runs, not even teardown."""
@@ -251,7 +254,7 @@ class Scheduler:
             task.cancel()
         for timer in list(self._timers):
             timer.cancel()
-        self._wake.set()
+        self._wake()
 
     @property
     def shutting_down(self) -> bool:
@@ -388,24 +391,36 @@ class Scheduler:
                 self._dispatch(job)
             if not self._n_open:
                 return
-            self._wake.clear()
-            waits: set[asyncio.Future[Any]] = set(self._tasks)
-            wake = asyncio.ensure_future(self._wake.wait())
-            waits.add(wake)
-            timeout = None
-            if self._shutdown_deadline is not None:
-                timeout = max(0.0, self._shutdown_deadline - time.monotonic())
-            done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            if not wake.done():
-                wake.cancel()
+            if not self._woken and not any(task.done() for task in self._tasks):
+                await self._sleep()
+            self._woken = False
             for task, job in list(self._tasks.items()):
-                if task in done:
+                if task.done():
                     del self._tasks[task]
                     self._finish(job, task)
+
+    def _wake(self, *_: object) -> None:
+        self._woken = True
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+
+    async def _sleep(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._wakeup = loop.create_future()
+        timer = None
+        if self._shutdown_deadline is not None:
+            timer = loop.call_at(loop.time() + max(0.0, self._shutdown_deadline - time.monotonic()), self._wake)
+        try:
+            await self._wakeup
+        finally:
+            self._wakeup = None
+            if timer is not None:
+                timer.cancel()
 
     def _dispatch(self, job: Job) -> None:
         job.state = "running"
         task = asyncio.ensure_future(self.run_job(job))
+        task.add_done_callback(self._wake)
         self._tasks[task] = job
 
     def _finish(self, job: Job, task: asyncio.Task[AttemptOutcome]) -> None:
@@ -490,7 +505,7 @@ class Scheduler:
         job.rank = -next(self._front)
         self._order_dirty = True
         job.state = "waiting"
-        self._wake.set()
+        self._wake()
 
     # --- shutdown (operator stop, plug start failure) -------------------------------
     async def _enter_shutdown(self) -> None:
