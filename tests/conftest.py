@@ -74,6 +74,12 @@ def _hermetic_interpreter(tmp_path_factory: pytest.TempPathFactory) -> None:
     pin_interpreter(tmp_path_factory.getbasetemp())
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _hermetic_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # The parsed-procedure cache of this test session, not the user's (children inherit it).
+    os.environ["TOFU_TUI_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "cache")
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[RealServer]:
     """The real local dashboard server, in a thread on a free loopback port."""

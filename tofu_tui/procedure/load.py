@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from tofu_tui.procedure.identifiers import is_valid_key
 from tofu_tui.procedure.interpreter import find_dependency_file, find_interpreter
 from tofu_tui.procedure.preflight import preflight
+from tofu_tui.procedure.references import PythonReference
 from tofu_tui.procedure.schema import PhaseSpec, ProcedureSpec
 
 Loc = tuple[Any, ...]
@@ -53,6 +54,7 @@ class LoadedProcedure:
     warnings: list[Problem] = field(default_factory=list)
     procedure_id: str | None = None  # from tofupilot.json, for the upload (§1)
     dependency_file: Path | None = None  # nearest pyproject.toml, else requirements.txt
+    references: dict[str, PythonReference] = field(default_factory=dict)  # phase `python:` text -> resolved
 
 
 def read_link_file(directory: Path) -> tuple[str | None, Problem | None]:
@@ -568,7 +570,9 @@ def load_procedure(path: Path, *, interpreter: Path | None = None) -> LoadedProc
         raise ProcedureLoadError([Problem(file=label, message=f"not UTF-8 text ({exc.reason})")]) from None
     except OSError as exc:
         raise ProcedureLoadError([Problem(file=label, message=f"cannot read the file: {exc.strerror}")]) from None
-    spec, lines = parse_procedure_text(text, label)
+    from tofu_tui.procedure.spec_cache import cached
+
+    spec, lines = cached(text, lambda: parse_procedure_text(text, label))
 
     def problems_of(found: list[tuple[Loc, str]]) -> list[Problem]:
         return [
@@ -580,7 +584,8 @@ def load_procedure(path: Path, *, interpreter: Path | None = None) -> LoadedProc
     if problems:
         raise ProcedureLoadError(problems)
     directory = file.parent.resolve()
-    problems = problems_of(preflight(spec, directory))
+    references: dict[str, PythonReference] = {}
+    problems = problems_of(preflight(spec, directory, references))
     if problems:
         raise ProcedureLoadError(problems)
     procedure_id, link_warning = read_link_file(directory)
@@ -595,4 +600,5 @@ def load_procedure(path: Path, *, interpreter: Path | None = None) -> LoadedProc
         warnings=warnings,
         procedure_id=procedure_id,
         dependency_file=find_dependency_file(directory),
+        references=references,
     )

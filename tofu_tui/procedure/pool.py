@@ -722,7 +722,7 @@ class WorkerPool:
         from tofu_tui.procedure.references import ReferenceError_, parse_reference
 
         try:
-            ref = parse_reference(text, self.directory, "phase")
+            ref = self.loaded.references.get(text) or parse_reference(text, self.directory, "phase")
         except ReferenceError_ as exc:
             result: tuple[str | None, str | None, str, str, str | None] = (None, None, "", "", str(exc))
         else:

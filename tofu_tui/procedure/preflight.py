@@ -5,14 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tofu_tui.procedure.references import ReferenceError_, colon_hint, parse_reference
+from tofu_tui.procedure.references import (
+    PythonReference,
+    ReferenceError_,
+    colon_hint,
+    parse_reference,
+)
 from tofu_tui.procedure.schema import ProcedureSpec
 
 Loc = tuple[Any, ...]
 
 
-def preflight(spec: ProcedureSpec, directory: Path) -> list[tuple[Loc, str]]:
-    """(location in the YAML, problem) for every bad plug or phase reference."""
+def preflight(
+    spec: ProcedureSpec, directory: Path, resolved: dict[str, PythonReference] | None = None
+) -> list[tuple[Loc, str]]:
+    """(location in the YAML, problem) for every bad plug or phase reference. Phase
+    references that parse are put in `resolved` (by their text) for the run to reuse."""
     problems: list[tuple[Loc, str]] = []
     for index, plug in enumerate(spec.plugs):
         loc: Loc = ("plugs", index, "python")
@@ -37,6 +45,8 @@ def preflight(spec: ProcedureSpec, directory: Path) -> list[tuple[Loc, str]]:
             except ReferenceError_ as exc:
                 problems.append((loc, str(exc)))
                 continue
+            if resolved is not None:
+                resolved[phase.python] = ref
             if not ref.callable_valid:
                 problems.append(
                     (loc, f"{ref.callable!r} is not a valid function name; write `{phase.python}:function_name`")
