@@ -24,7 +24,9 @@ def utc_now() -> datetime:
 
 def format_ts(ts: datetime) -> str:
     """ISO-8601 UTC with milliseconds, as the run protocol requires."""
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+    if ts.tzinfo is not UTC:
+        ts = ts.astimezone(UTC)
+    return ts.isoformat(timespec="milliseconds")[:-6] + "Z"  # drop "+00:00"
 
 
 class _Event(BaseModel):

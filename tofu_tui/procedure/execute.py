@@ -9,12 +9,13 @@ prompts through, and every event reaches them through `emit` as a fully-formed
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -232,6 +233,9 @@ class _Run:
         self.stopped = False
         self.killed = False
         self._job_info: dict[str, tuple[PhaseSpec, str | None]] = {}  # live job id -> (phase, slot label)
+        # live job id -> key -> (record, its evaluation) of the latest live measurement:
+        # the attempt's final records are usually those same objects, evaluated once.
+        self._live_evaluated: dict[str, dict[str, tuple[Any, Any]]] = {}
         self._attempt_start: dict[str, tuple[datetime, float, int]] = {}
         self._prompts: dict[str, Prompt] = {}  # job id -> its open prompt
         self._old_pools: list[WorkerPool] = []
@@ -501,10 +505,12 @@ class _Run:
     def _scope_of(self, job: Job) -> _Scope:
         return self.shared if job.slot is None else self.slots[job.slot_index]
 
-    def _visible_results(self, scope: _Scope) -> dict[str, Any]:
+    def _visible_results(self, scope: _Scope) -> Mapping[str, Any]:
+        # A live view, not a copy: copying every earlier result made each phase cost
+        # time in proportion to the phases before it.
         if scope is self.shared:
-            return dict(self.shared.results)
-        return {**self.shared.results, **scope.results}
+            return self.shared.results
+        return collections.ChainMap(scope.results, self.shared.results)
 
     def _visible_run_metadata(self, scope: _Scope, own_key: str) -> dict[str, Any]:
         maps = list(self.shared.run_maps.items())
@@ -639,7 +645,11 @@ class _Run:
         run_metadata_in: dict[str, Any],
     ) -> AttemptOutcome:
         records = dict(result.measurements)
-        evaluated = [self._evaluate(job.phase, r) for r in records.values()]
+        live = self._live_evaluated.pop(f"{job.id}/{job.retry_count}", {})
+        evaluated = []
+        for record in records.values():
+            seen = live.get(record.key)
+            evaluated.append(seen[1] if seen is not None and seen[0] is record else self._evaluate(job.phase, record))
 
         def verdict_now() -> PhaseVerdict:
             return phase_outcome(
@@ -870,6 +880,7 @@ class _Run:
             except Exception:
                 log.exception("live measurement evaluation failed")
                 return
+            self._live_evaluated.setdefault(event.job_id, {})[event.key] = (event.record, evaluated)
             self._emit_measurement(phase.key, slot, evaluated, event.record)
         elif isinstance(event, LiveUiUpdate):
             self.emit(UiUpdate(phase_key=phase.key, key=event.key, value=event.value, slot=slot))

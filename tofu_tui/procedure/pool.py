@@ -20,7 +20,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -82,7 +82,7 @@ class AttemptRequest:
     deadline: float | None  # time.monotonic() deadline from timeout_ms, None = none
     unit: dict[str, Any]
     run_metadata: dict[str, Any]
-    results: dict[str, PhaseResultView]
+    results: Mapping[str, PhaseResultView]  # read-only view
     plugs: dict[str, Any]  # plug key -> PlugAddress (or whatever plugs.py hands out)
     slot_id: str
     job_id: str

@@ -36,21 +36,38 @@ class JsonView:
     def __init__(self, out: TextIO) -> None:
         self.out = out
         self.lock = threading.Lock()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.loop_thread: int | None = None
+        self.flush_queued = False
 
     def on_event(self, event: Any) -> None:
         line = event.model_dump_json()
         with self.lock:
             self.out.write(line + "\n")
+            if self.loop is None or threading.get_ident() != self.loop_thread or self.loop.is_closed():
+                self.out.flush()
+            elif not self.flush_queued:
+                # One write for what one loop turn emits (a phase's end and the next start):
+                # still live for the reader, with a fraction of the system calls and wakeups.
+                self.flush_queued = True
+                self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        with self.lock:
+            self.flush_queued = False
             self.out.flush()
 
     def attach(self, handle: Any, loop: asyncio.AbstractEventLoop) -> None:
-        del handle, loop
+        del handle
+        self.loop = loop
+        self.loop_thread = threading.get_ident()
 
     def notice(self, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
     def finish(self, result: Any) -> None:
         del result
+        self._flush()
 
 
 def _limits(validators: list[dict[str, Any]]) -> str:
