@@ -240,6 +240,8 @@ class LogSink:
                 self._append_line(entry)
             self.tail.clear()
             done["dropped"] = self.dropped
+            # `done` answers the job too: progress markers still unsent are no news.
+            self.pending = [m for m in self.pending if m["t"] not in ("ack", "body")]
             self.pending.append(done)
             self._flush_locked()
 
