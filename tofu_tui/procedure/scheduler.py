@@ -213,6 +213,7 @@ class Scheduler:
         # a fresh waiter task per turn costs a trivial phase measurable time.
         self._wakeup: asyncio.Future[None] | None = None
         self._woken = False
+        self._failure: BaseException | None = None  # raised by bookkeeping in a done callback
         # run-level facts for §7.4
         self.operator_stop = False
         self.abort_error = False  # plug start failure: teardown on fresh workers, run ERROR
@@ -383,21 +384,55 @@ class Scheduler:
             if self._shutdown_deadline is not None and time.monotonic() >= self._shutdown_deadline:
                 await self._expire_shutdown()
                 return
-            self._advance_slot()
-            while len(self._tasks) < self._capacity():
-                job = self._pick()
-                if job is None:
-                    break
-                self._dispatch(job)
+            self._fill()
             if not self._n_open:
                 return
             if not self._woken and not any(task.done() for task in self._tasks):
                 await self._sleep()
             self._woken = False
+            if self._failure is not None:
+                raise self._failure
             for task, job in list(self._tasks.items()):
                 if task.done():
                     del self._tasks[task]
                     self._finish(job, task)
+
+    def _fill(self) -> None:
+        self._advance_slot()
+        while len(self._tasks) < self._capacity():
+            job = self._pick()
+            if job is None:
+                break
+            self._dispatch(job)
+
+    def _job_done(self, task: asyncio.Task[AttemptOutcome]) -> None:
+        """A job's task ended. In the ordinary course, record it and start what is now
+        ready right here: the next phase starts without a turn of the run loop. Anything
+        else (stop, kill, shutdown, the end) is the loop's to handle."""
+        job = self._tasks.get(task)
+        if (
+            job is None
+            or self.killed
+            or self.operator_stop
+            or self.abort_error
+            or self._shutdown_started
+            or self._wakeup is None  # the loop is not asleep: it will see the task itself
+        ):
+            self._wake()
+            return
+        del self._tasks[task]
+        try:
+            self._finish(job, task)
+            if self.killed or self.operator_stop or self.abort_error or not self._n_open:
+                self._wake()
+                return
+            self._fill()
+        except BaseException as exc:  # raised in the run loop's task, not lost in a callback
+            self._failure = exc
+            self._wake()
+            return
+        if not self._tasks:
+            self._wake()  # nothing runs (all waiting on a delay, or blocked): the loop decides
 
     def _wake(self, *_: object) -> None:
         self._woken = True
@@ -420,7 +455,7 @@ class Scheduler:
     def _dispatch(self, job: Job) -> None:
         job.state = "running"
         task = asyncio.ensure_future(self.run_job(job))
-        task.add_done_callback(self._wake)
+        task.add_done_callback(self._job_done)
         self._tasks[task] = job
 
     def _finish(self, job: Job, task: asyncio.Task[AttemptOutcome]) -> None:
