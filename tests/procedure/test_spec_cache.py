@@ -8,7 +8,6 @@ import pytest
 
 from tests.conftest import run_cli
 from tofu_tui.procedure.load import ProcedureLoadError, load_procedure
-from tofu_tui.procedure.spec_cache import MIN_BYTES
 
 
 def _big_procedure(folder: Path, phases: int = 40, limit: int = 10) -> Path:
@@ -21,7 +20,6 @@ def _big_procedure(folder: Path, phases: int = 40, limit: int = 10) -> Path:
             f"[{{name: v, validators: [{{operator: '<=', expected_value: {limit}}}]}}]}}"
         )
     text = "\n".join(lines) + "\n"
-    assert len(text) >= MIN_BYTES
     (folder / "procedure.yaml").write_text(text, encoding="utf-8")
     return folder
 

@@ -145,7 +145,7 @@ def _check_key(value: str | None, source: str | None, source_field: str, max_len
 class _Spec(BaseModel):
     """Unknown keys rejected, no silent type coercion."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True, defer_build=True)
 
     # Python-side names that a YAML file may not use.
     _engine_only: ClassVar[tuple[str, ...]] = ()
@@ -445,7 +445,7 @@ class PhaseSpec(_Spec):
 
 
 class SlotSpec(_Spec):
-    model_config = ConfigDict(extra="ignore", strict=True, populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", strict=True, populate_by_name=True, defer_build=True)
     name: Annotated[Name50, BeforeValidator(_lax_text)]
     key: str = None  # type: ignore[assignment]
 
