@@ -4,9 +4,11 @@ putting a finished local run into the station's upload queue."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable, Iterable
 
-from tofu_tui.models.commands import RunCommand
+from tofu_tui.models.commands import KillCommand, RunCommand
 from tofu_tui.models.events import Event, RunFinished, UploadQueued
 from tofu_tui.models.run import RunCreate
 from tofu_tui.station.config import ConfigError, load_config
@@ -14,21 +16,41 @@ from tofu_tui.station.control import ControlClient, ControlError
 from tofu_tui.station.paths import StationPaths
 from tofu_tui.station.queue import AttachmentFile, UploadQueue
 
+NO_EVENT_AFTER_SUBMIT_S = 90.0  # procedure-format §8: then the run is killed
 
-async def run_via_daemon(paths: StationPaths, command: RunCommand, on_event: Callable[[Event], None]) -> RunFinished:
+
+async def run_via_daemon(paths: StationPaths, command: RunCommand, on_event: Callable[[Event], None], *,
+                         first_event_s: float = NO_EVENT_AFTER_SUBMIT_S) -> RunFinished:
     """Ask the daemon to run the active deployment of a linked procedure (id, name or
     identifier in `command.procedure_id`) and follow it to its end.
 
     Raises ControlError when no daemon runs, CommandRefused with the daemon's reason
-    (unknown procedure, a run already in flight, ...)."""
+    (unknown procedure, a run already in flight, ...), and ControlError when the daemon
+    accepted the run but sent none of its events within `first_event_s` (§8): the run
+    is killed then, so a wedged engine never holds the bench."""
     client = await ControlClient(paths).connect()
     try:
         await client.subscribe()  # before the command: no event of the run is missed
         answer = await client.command(command)
         execution_id = answer["execution_id"]
-        async for event in client.events():
+        events = aiter(client.events())
+        seen = False
+        while True:
+            try:
+                async with asyncio.timeout(None if seen else first_event_s):
+                    event = await anext(events)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                with contextlib.suppress(ControlError):
+                    await asyncio.wait_for(client.command(KillCommand()), 10)
+                raise ControlError(
+                    f"The station daemon accepted the run but sent no event of it for {first_event_s:g} s; "
+                    "the run was killed. Check the daemon's log (`tofu-tui doctor`) and restart it if it is stuck."
+                ) from None
             if event.execution_id != execution_id:
                 continue
+            seen = True
             on_event(event)
             if isinstance(event, RunFinished):
                 return event
