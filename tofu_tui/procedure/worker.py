@@ -539,6 +539,9 @@ def _json_default(obj: Any) -> Any:
 def to_json(value: Any, what: str, job: Job | None = None) -> Any:
     """Checks a value can travel as JSON; returns it as plain JSON data. A non-finite
     number in a measurement (`job` given) makes the attempt ERROR even if caught."""
+    kind = type(value)
+    if value is None or kind is str or kind is bool or kind is int or (kind is float and math.isfinite(value)):
+        return value  # already plain JSON: the round trip below would hand back an equal copy
     try:
         text = json.dumps(value, allow_nan=False, default=_json_default)
     except ValueError as exc:
@@ -1299,20 +1302,24 @@ class Job:
         name = msg["callable"]
         if file and os.path.isfile(file):
             module = load_phase_module(file, msg.get("module") or "__phase__", msg.get("package") or "")
-            where = os.path.relpath(file, self.proc_dir) if file.startswith(self.proc_dir) else file
         elif msg.get("module"):
             import importlib
 
             module = importlib.import_module(msg["module"])
-            where = f"module '{msg['module']}'"
         else:
             raise _Refusal(f"Phase file not found: {file}")
         fn = getattr(module, name, None)
         if fn is None:
-            raise _Refusal(f"{where} has no function '{name}'")
+            raise _Refusal(f"{self._where()} has no function '{name}'")
         if not callable(fn):
-            raise _Refusal(f"'{name}' in {where} is not callable")
+            raise _Refusal(f"'{name}' in {self._where()} is not callable")
         return fn
+
+    def _where(self) -> str:
+        file = self.msg.get("file")
+        if file and os.path.isfile(file):
+            return os.path.relpath(file, self.proc_dir) if file.startswith(self.proc_dir) else file
+        return f"module '{self.msg.get('module')}'"
 
     def build_kwargs(self, fn: Any) -> dict[str, Any]:
         params = parameters_of(fn)
