@@ -1379,7 +1379,13 @@ class Job:
             kwargs = self.build_kwargs(fn)
             self.worker.sink.post({"t": "body"})
             result = fn(**kwargs)
-            if result is not None:
+            if isinstance(result, types.CoroutineType):
+                result.close()  # never awaited: no "coroutine was never awaited" warning in the logs
+                done["error"] = (
+                    "The phase is an async function: the engine calls phases with plain keyword arguments and "
+                    "does not await them. Define it with `def` and run async code inside it with asyncio.run(...)."
+                )
+            elif result is not None:
                 text = repr(result)
                 if len(text) > 200:
                     text = text[:200] + "..."
@@ -1401,7 +1407,7 @@ class Job:
             done["error"] = f"Phase called sys.exit({code})"
             self.worker.sink.log("ERROR", done["error"], *(_user_frame(exc.__traceback__) or ("", 0)))
         except BaseException as exc:
-            text = _format_exception(exc)
+            text = _format_exception(exc) + _hint(exc, self.msg.get("module"), self.proc_dir)
             done["error"] = text
             self.worker.sink.log("ERROR", text, *(_user_frame(exc.__traceback__) or ("", 0)))
         if self.fatal and not done["error"]:
@@ -1428,6 +1434,23 @@ def _user_frame(tb: types.TracebackType | None) -> tuple[str, int] | None:
             last = (tb.tb_frame.f_code.co_filename, tb.tb_lineno)
         tb = tb.tb_next
     return last
+
+
+def _hint(exc: BaseException, module: str | None, proc_dir: str) -> str:
+    """What to do, for failures that come from how phases run rather than from the phase's logic."""
+    top = ((exc.name or "") if isinstance(exc, ModuleNotFoundError) else "").split(".")[0]
+    if top and not any(os.path.exists(os.path.join(proc_dir, top + end)) for end in ("", ".py")):
+        return (
+            f"\nThis phase runs on {sys.executable}: install the procedure's dependencies into that "
+            "environment, or put a venv/ or .venv/ beside procedure.yaml."
+        )
+    if module and type(exc).__name__ == "PicklingError" and module in str(exc):
+        return (
+            "\nA phase module is loaded fresh on every attempt and is not importable by name, so functions "
+            "and classes defined in it cannot be pickled (multiprocessing, concurrent.futures). "
+            "Move them into a helper module and import that from the phase."
+        )
+    return ""
 
 
 def _format_exception(exc: BaseException) -> str:
