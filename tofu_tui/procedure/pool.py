@@ -445,14 +445,15 @@ class WorkerPool:
         w = _Worker(worker_id, process, reader, writer)
         w.stderr_task = asyncio.ensure_future(self._drain_stderr(w))
         self._workers.add(w)
+        silent = ""
         try:
             line = await asyncio.wait_for(reader.readline(), self.handshake_s)
         except TimeoutError:
-            line = b""
+            line, silent = b"", f"it did not answer within {self.handshake_s:g} s"
         if not line.startswith(b'{"t":"ready"'):
             w.kill_group()
             await self._reap(w)
-            detail = w.stderr_text()
+            detail = w.stderr_text() or silent
             raise RuntimeError(
                 f"The worker process (interpreter {self.loaded.interpreter}) did not start"
                 + (f": {detail}" if detail else ".")
