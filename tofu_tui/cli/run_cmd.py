@@ -196,12 +196,18 @@ def run_procedure(path: Path, options: Any, *, as_json: bool, interpreter: Path 
     gc.freeze()  # what import and load built stays: later collections skip it
     gc.enable()
     if upload is not None and not (options.procedure_id or loaded.procedure_id or os.environ.get("TOFUPILOT_PROCEDURE_ID")):
-        click.echo(
-            "tofu-tui run --upload: the run needs a procedure id to be uploaded. Pass --procedure-id ID, "
-            "or put tofupilot.json ({\"procedureId\": ...}) in the procedure folder.",
-            err=True,
-        )
-        return EXIT_USAGE
+        # run-protocol: an upload may take its procedure id from procedure.yaml's `id`, which
+        # procedure-format §1 otherwise ignores; the flag, link file and environment come first.
+        yaml_id = loaded.spec.id
+        if isinstance(yaml_id, str | int) and not isinstance(yaml_id, bool) and str(yaml_id).strip():
+            options.procedure_id = str(yaml_id).strip()
+        else:
+            click.echo(
+                "tofu-tui run --upload: the run needs a procedure id to be uploaded. Pass --procedure-id ID, "
+                "put tofupilot.json ({\"procedureId\": ...}) in the procedure folder, or set `id:` in procedure.yaml.",
+                err=True,
+            )
+            return EXIT_USAGE
     return asyncio.run(_drive(loaded, options, as_json=as_json, stdin_tty=stdin_tty, upload=upload))
 
 
