@@ -30,6 +30,7 @@ main:
   - {name: Pickles Own Function, python: phases.odd:pickles_own, timeout: 20s}
   - {name: Pickles Helper, python: phases.odd:pickles_helper, timeout: 20s}
   - {name: Missing Dependency, python: phases.odd:missing_dependency, timeout: 5s}
+  - {name: Unrecordable, python: phases.odd:unrecordable, timeout: 5s}
 """
 )
 
@@ -106,6 +107,11 @@ def pickles_helper(measurements):
 
 def missing_dependency():
     import tofu_no_such_dependency  # noqa: F401
+
+
+def unrecordable(measurements):
+    measurements.kept = 1
+    measurements.reading = {"raw": b"bytes"}
 """
 
 
@@ -135,7 +141,7 @@ def test_hostile_phases_end_clearly_and_the_payload_stays_valid(make_procedure, 
     check_stream(events)
     run = payload(events)
     phases = {p["name"]: p for p in run["phases"]}
-    assert len(phases) == len(run["phases"]) == 13  # each ran once, none lost
+    assert len(phases) == len(run["phases"]) == 14  # each ran once, none lost
 
     def measured(name: str) -> dict[str, Any]:
         return {m["name"]: m.get("measured_value") for m in phases[name]["measurements"]}
@@ -173,7 +179,11 @@ def test_hostile_phases_end_clearly_and_the_payload_stays_valid(make_procedure, 
     # a missing third-party module names the interpreter to install it into
     doc = phases["Missing Dependency"]["docstring"]
     assert "No module named 'tofu_no_such_dependency'" in doc and "install the procedure's dependencies" in doc
-    assert "This phase runs on " in doc and "python" in doc.split("This phase runs on ", 1)[1]
+    assert "python" in doc.split("This phase runs on ", 1)[1]
+    # a value the API cannot record: the author's line, not the engine's insides
+    doc = phases["Unrecordable"]["docstring"]
+    assert phases["Unrecordable"]["outcome"] == "ERROR" and measured("Unrecordable") == {"kept": 1.0}
+    assert "phases/odd.py" in doc and "measurement 'reading'" in doc and "worker.py" not in doc
 
 
 UNICODE_YAML = (

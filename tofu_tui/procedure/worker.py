@@ -1454,11 +1454,13 @@ def _hint(exc: BaseException, module: str | None, proc_dir: str) -> str:
 
 
 def _format_exception(exc: BaseException) -> str:
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
-        tb = tb.tb_next
-    lines = traceback.format_exception(type(exc), exc, tb)
-    return "".join(lines).rstrip()
+    # The author's frames only: neither the worker's call into the phase nor the phase
+    # API's own frames (e.g. a measurement that cannot be recorded raises from in here).
+    shown = traceback.TracebackException(type(exc), exc, exc.__traceback__)
+    frames = [frame for frame in shown.stack if frame.filename != __file__]
+    if frames:
+        shown.stack = traceback.StackSummary.from_list(frames)
+    return "".join(shown.format()).rstrip()
 
 
 # --- the worker process ------------------------------------------------------------
