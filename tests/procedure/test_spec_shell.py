@@ -3,6 +3,8 @@ stderr at ERROR, a relative working directory, a non-zero exit is FAIL."""
 
 from __future__ import annotations
 
+import psutil
+
 from tests.procedure.runhelp import UNIT, check_stream, of_type, payload, run_json
 
 SHELL_YAML = (
@@ -32,3 +34,22 @@ def test_a_shell_phase_has_no_ui_and_logs_stdout_info_stderr_error(make_procedur
     logs = [(e["level"], e["message"]) for e in of_type(events, "phase_log") if e["phase_key"] == "with_ui"]
     assert logs[:3] == [("INFO", str((folder / "sub").resolve())), ("INFO", "to-out"), ("ERROR", "to-err")]
     assert all(message.strip() for _, message in logs)  # blank lines dropped
+
+
+def test_a_background_child_holding_stdout_does_not_hold_the_phase(make_procedure, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    pid_file = tmp_path / "child.pid"
+    folder = make_procedure(
+        "name: Background\n"
+        + UNIT
+        + "main:\n"
+        + f"  - {{name: Starts Child, timeout: 20s, executable: {{command: 'sleep 60 & echo $! > {pid_file}; echo started'}}}}\n"
+        + "  - {name: Next, timeout: 20s, executable: {command: 'echo next'}, depends_on: [starts_child]}\n"
+    )
+    proc, events = run_json(folder)
+    assert proc.returncode == 0, proc.stderr
+    check_stream(events)
+    # the phase ends with its shell, not with the child (before the fix: TIMEOUT after 20 s)
+    assert [(p["name"], p["outcome"]) for p in payload(events)["phases"]] == [("Starts Child", "PASS"), ("Next", "PASS")]
+    assert [e["message"] for e in of_type(events, "phase_log")] == ["started", "next"]
+    child = int(pid_file.read_text())
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE

@@ -969,12 +969,17 @@ class WorkerPool:
 
     @staticmethod
     async def _shell_wait(process: asyncio.subprocess.Process, readers: Any) -> None:
-        await process.wait()
         # Background children may keep the pipes open: kill the group once the shell
-        # itself is done, then collect what was written.
+        # itself is done, then collect what was written. process.wait() also waits for the
+        # pipes (Python < 3.12), so while they are open watch for the shell's own exit.
+        while process.returncode is None and not readers.done():
+            await asyncio.wait({readers}, timeout=0.05)
+        if process.returncode is None:  # its output closed, the shell still runs
+            await process.wait()
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
         await readers
+        await process.wait()
 
 
 class _Deadline(Exception):
