@@ -1455,9 +1455,10 @@ def _hint(exc: BaseException, module: str | None, proc_dir: str) -> str:
 
 def _format_exception(exc: BaseException) -> str:
     # The author's frames only: neither the worker's call into the phase nor the phase
-    # API's own frames (e.g. a measurement that cannot be recorded raises from in here).
+    # API's or plug proxy's own frames (e.g. a value that cannot be recorded raises in here).
     shown = traceback.TracebackException(type(exc), exc, exc.__traceback__)
-    frames = [frame for frame in shown.stack if frame.filename != __file__]
+    engine = os.path.dirname(os.path.abspath(__file__))  # worker.py, and the plug proxies of plughost.py
+    frames = [frame for frame in shown.stack if os.path.dirname(os.path.abspath(frame.filename)) != engine]
     if frames:
         shown.stack = traceback.StackSummary.from_list(frames)
     return "".join(shown.format()).rstrip()
