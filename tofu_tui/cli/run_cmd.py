@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import gc
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
+
+from tofu_tui.procedure.jsontext import loads as json_loads
 
 EXIT_USAGE = 2
 
@@ -23,7 +24,7 @@ def _load_ui_values(path: str | None, label: str = "--ui-values") -> dict[str, d
     if path is None:
         return None
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json_loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise click.UsageError(f"{label}: cannot read {path}: {exc.strerror or exc}") from None
     except ValueError as exc:
@@ -308,7 +309,7 @@ async def _answer_lines(lines: Any, handle: Any) -> None:
         if not line.strip():
             continue
         try:
-            message = json.loads(line)
+            message = json_loads(line)
         except ValueError:
             handle.warn(f"Ignored a stdin line that is not JSON: {line.strip()[:200]!r}")
             continue

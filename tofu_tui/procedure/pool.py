@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 # Worker start-up lives in workerstart.py (cheap to import); its names stay public here.
+from tofu_tui.procedure.jsontext import loads as json_loads
 from tofu_tui.procedure.workerstart import WORKER_SCRIPT as WORKER_SCRIPT
 from tofu_tui.procedure.workerstart import PrestartedWorker, child_environment, launch_worker
 from tofu_tui.procedure.workerstart import prestart_worker as prestart_worker
@@ -672,7 +673,7 @@ class WorkerPool:
                 return None
             attempt.last_traffic = loop.time()
             attempt.acked = True
-            msg = json.loads(line)
+            msg = json_loads(line)
             kind = msg["t"]
             if kind == "log":
                 for level, ts, message, file, lineno in msg["l"]:
