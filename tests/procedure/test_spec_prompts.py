@@ -90,3 +90,42 @@ def test_started_at_is_taken_after_identify(make_procedure) -> None:  # type: ig
     assert _ts(run["started_at"]) >= _ts(closed["ts"])  # scheduling start, after identify (§10)
     assert _ts(run["started_at"]) <= _ts(run["phases"][0]["started_at"])
     assert _ts(run["ended_at"]) >= _ts(run["phases"][0]["ended_at"])
+
+
+BOUND_YAML = (
+    "name: Bound\n"
+    + UNIT
+    + """main:
+  - name: Ask
+    ui:
+      components:
+        - {type: radio, key: led, required: true, bind: measurements.led, options: [{value: green, label: Green}]}
+        - {type: number_input, key: n, bind: measurements.count}
+  - name: Py Ask
+    python: phases.a:py_ask
+    ui: {components: [{type: switch, key: ok, bind: measurements.ok}]}
+  - {name: Read, python: phases.a:read, depends_on: [ask, py_ask]}
+"""
+)
+
+BOUND_PY = """
+def py_ask(measurements):
+    measurements.body = 1
+
+
+def read(ask, py_ask, measurements):
+    measurements.seen = [ask.measurements.led, ask.measurements.count, ask.outcome, py_ask.measurements.ok]
+"""
+
+
+def test_a_later_phase_reads_answers_bound_to_measurements(make_procedure, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # §4/§9: a phase cannot read its own prompt's answers; bound, a later phase reads them
+    folder = make_procedure(BOUND_YAML, {"phases/a.py": BOUND_PY})
+    values = tmp_path / "values.json"
+    values.write_text(json.dumps({"ask": {"led": "green", "n": 2}, "py_ask": {"ok": True}}))
+    proc, events = run_json(folder, "--ui-values", str(values))
+    assert proc.returncode == 0, proc.stderr
+    check_stream(events)
+    read = payload(events)["phases"][-1]
+    assert read["name"] == "Read" and read["outcome"] == "PASS"
+    assert read["measurements"][0]["measured_value"] == ["green", 2.0, "pass", True]

@@ -629,7 +629,9 @@ class _Run:
             timeout_ms=job.phase.timeout_ms,
         )
         unit_out = _apply_unit_updates(_copy_unit(unit_in), unit_updates)
-        return self._conclude(job, scope, started_at, verdict, evaluated=evaluated, unit_in=unit_in, unit_out=unit_out)
+        return self._conclude(
+            job, scope, started_at, verdict, evaluated=evaluated, records=records, unit_in=unit_in, unit_out=unit_out
+        )
 
     async def _python_done(
         self,

@@ -526,7 +526,7 @@ def _json_default(obj: Any) -> Any:
         return tolist()
     if isinstance(obj, tuple | set | frozenset):
         return list(obj)
-    if isinstance(obj, MeasurementHandle):
+    if isinstance(obj, _ValueLike):  # this phase's measurement, or an earlier phase's (prev.measurements.x)
         return obj.value
     try:
         return float(obj)
@@ -619,6 +619,8 @@ class PhaseLogger:
 
 
 def _coerce_scalar(key: str, value: Any) -> Any:
+    if isinstance(value, _ValueLike):  # a measurement read back: this phase's or an earlier one's
+        value = value.value
     if value is None or isinstance(value, bool | str | list | dict):
         return value
     if isinstance(value, int | float):
