@@ -129,3 +129,20 @@ def test_a_later_phase_reads_answers_bound_to_measurements(make_procedure, tmp_p
     read = payload(events)["phases"][-1]
     assert read["name"] == "Read" and read["outcome"] == "PASS"
     assert read["measurements"][0]["measured_value"] == ["green", 2.0, "pass", True]
+
+
+def test_human_run_warns_of_a_ui_values_typo_and_claims_no_false_wait(make_procedure, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import run_cli
+
+    folder = make_procedure(
+        "name: Typo\nmain:\n  - name: LED Check\n"
+        "    ui: {components: [{type: radio, key: led, options: [{value: green, label: Green}]}]}\n"
+    )
+    values = tmp_path / "values.json"
+    values.write_text(json.dumps({"led_chek": {"led": "green"}, "identify": {"serial_number": "S", "part_number": "P"}}))
+    proc = run_cli(["run", str(folder), "--ui-values", str(values)])
+    assert proc.returncode == 3  # the prompt has no answer and nobody can give one
+    assert "'led_chek'" in proc.stderr and "led_check" in proc.stderr
+    # identify was answered from the file at once: no "waiting for an answer" notice for it
+    assert "waiting for an answer" not in proc.stderr
+    assert '--ui-values under "led_check"' in proc.stdout

@@ -189,6 +189,7 @@ def run_procedure(path: Path, options: Any, *, as_json: bool, interpreter: Path 
         return EXIT_USAGE
     for warning in loaded.warnings:
         click.echo(f"warning: {warning}", err=True)
+    _warn_unknown_answer_keys(options.ui_values, loaded.spec)
     stdin_tty = _isatty(sys.stdin)
     if not as_json and not stdin_tty:
         options.headless = True  # nobody can answer a prompt
@@ -210,6 +211,18 @@ def run_procedure(path: Path, options: Any, *, as_json: bool, interpreter: Path 
             )
             return EXIT_USAGE
     return asyncio.run(_drive(loaded, options, as_json=as_json, stdin_tty=stdin_tty, upload=upload))
+
+
+def _warn_unknown_answer_keys(values: dict[str, Any] | None, spec: Any) -> None:
+    """A --ui-values entry no phase reads is most likely a typo: say so rather than wait."""
+    keys = [phase.key for stage in (spec.setup, spec.main, spec.teardown) for phase in stage]
+    for key in values or {}:
+        if key != "identify" and key not in keys:
+            click.echo(
+                f"warning: --ui-values has an entry {key!r}, but no enabled phase of this procedure has that key "
+                f"(phase keys: {', '.join(dict.fromkeys(keys))}); the entry is ignored.",
+                err=True,
+            )
 
 
 def _isatty(stream: Any) -> bool:
