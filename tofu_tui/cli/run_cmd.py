@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import gc
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
+
+from tofu_tui.procedure.jsontext import loads as json_loads
 
 EXIT_USAGE = 2
 
@@ -23,7 +24,7 @@ def _load_ui_values(path: str | None, label: str = "--ui-values") -> dict[str, d
     if path is None:
         return None
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json_loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise click.UsageError(f"{label}: cannot read {path}: {exc.strerror or exc}") from None
     except ValueError as exc:
@@ -188,6 +189,7 @@ def run_procedure(path: Path, options: Any, *, as_json: bool, interpreter: Path 
         return EXIT_USAGE
     for warning in loaded.warnings:
         click.echo(f"warning: {warning}", err=True)
+    _warn_unknown_answer_keys(options.ui_values, loaded.spec)
     stdin_tty = _isatty(sys.stdin)
     if not as_json and not stdin_tty:
         options.headless = True  # nobody can answer a prompt
@@ -196,13 +198,31 @@ def run_procedure(path: Path, options: Any, *, as_json: bool, interpreter: Path 
     gc.freeze()  # what import and load built stays: later collections skip it
     gc.enable()
     if upload is not None and not (options.procedure_id or loaded.procedure_id or os.environ.get("TOFUPILOT_PROCEDURE_ID")):
-        click.echo(
-            "tofu-tui run --upload: the run needs a procedure id to be uploaded. Pass --procedure-id ID, "
-            "or put tofupilot.json ({\"procedureId\": ...}) in the procedure folder.",
-            err=True,
-        )
-        return EXIT_USAGE
+        # run-protocol: an upload may take its procedure id from procedure.yaml's `id`, which
+        # procedure-format §1 otherwise ignores; the flag, link file and environment come first.
+        yaml_id = loaded.spec.id
+        if isinstance(yaml_id, str | int) and not isinstance(yaml_id, bool) and str(yaml_id).strip():
+            options.procedure_id = str(yaml_id).strip()
+        else:
+            click.echo(
+                "tofu-tui run --upload: the run needs a procedure id to be uploaded. Pass --procedure-id ID, "
+                "put tofupilot.json ({\"procedureId\": ...}) in the procedure folder, or set `id:` in procedure.yaml.",
+                err=True,
+            )
+            return EXIT_USAGE
     return asyncio.run(_drive(loaded, options, as_json=as_json, stdin_tty=stdin_tty, upload=upload))
+
+
+def _warn_unknown_answer_keys(values: dict[str, Any] | None, spec: Any) -> None:
+    """A --ui-values entry no phase reads is most likely a typo: say so rather than wait."""
+    keys = [phase.key for stage in (spec.setup, spec.main, spec.teardown) for phase in stage]
+    for key in values or {}:
+        if key != "identify" and key not in keys:
+            click.echo(
+                f"warning: --ui-values has an entry {key!r}, but no enabled phase of this procedure has that key "
+                f"(phase keys: {', '.join(dict.fromkeys(keys))}); the entry is ignored.",
+                err=True,
+            )
 
 
 def _isatty(stream: Any) -> bool:
@@ -302,7 +322,7 @@ async def _answer_lines(lines: Any, handle: Any) -> None:
         if not line.strip():
             continue
         try:
-            message = json.loads(line)
+            message = json_loads(line)
         except ValueError:
             handle.warn(f"Ignored a stdin line that is not JSON: {line.strip()[:200]!r}")
             continue

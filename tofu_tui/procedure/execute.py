@@ -425,8 +425,11 @@ class _Run:
     def _unit_preview(self) -> dict[str, Any]:
         unit: dict[str, Any] = {}
         spec_unit = self.spec.unit
+        ui_identify = (self.options.ui_values or {}).get(IDENTIFY_KEY)
         for name in UNIT_FIELDS:
             value = self.options.unit.get(name)
+            if value is None and isinstance(ui_identify, dict) and isinstance(ui_identify.get(name), str):
+                value = ui_identify[name].strip() or None  # as identify will take it (trimmed, blank dropped)
             if value is None and spec_unit is not None and spec_unit.auto_identify:
                 field_spec = getattr(spec_unit, name)
                 value = field_spec.default_value if field_spec else None
@@ -632,7 +635,9 @@ class _Run:
             timeout_ms=job.phase.timeout_ms,
         )
         unit_out = _apply_unit_updates(_copy_unit(unit_in), unit_updates)
-        return self._conclude(job, scope, started_at, verdict, evaluated=evaluated, unit_in=unit_in, unit_out=unit_out)
+        return self._conclude(
+            job, scope, started_at, verdict, evaluated=evaluated, records=records, unit_in=unit_in, unit_out=unit_out
+        )
 
     async def _python_done(
         self,

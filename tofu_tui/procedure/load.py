@@ -499,6 +499,28 @@ def _slot_warnings(spec: ProcedureSpec) -> list[tuple[Loc, str]]:
     ]
 
 
+def _shell_ui_warnings(spec: ProcedureSpec) -> list[tuple[Loc, str]]:
+    return [
+        ((stage, index, "ui"), "a shell (`executable`) phase has no operator UI; this `ui` is ignored")
+        for stage in ("setup", "main", "teardown")
+        for index, phase in enumerate(getattr(spec, stage))
+        if phase.executable is not None and phase.ui is not None and not phase.removed
+    ]
+
+
+def _without_shell_ui(spec: ProcedureSpec) -> ProcedureSpec:
+    """§2.2: shell phases have no UI, so a `ui` written on one never raises a prompt."""
+    return spec.model_copy(
+        update={
+            stage: [
+                phase.model_copy(update={"ui": None}) if phase.executable is not None else phase
+                for phase in getattr(spec, stage)
+            ]
+            for stage in ("setup", "main", "teardown")
+        }
+    )
+
+
 def _without_removed(spec: ProcedureSpec) -> ProcedureSpec:
     """Drop `enabled: false` / `result: skip` phases and edges that pointed at them."""
     stages: dict[str, list[PhaseSpec]] = {}
@@ -589,11 +611,11 @@ def load_procedure(path: Path, *, interpreter: Path | None = None) -> LoadedProc
     if problems:
         raise ProcedureLoadError(problems)
     procedure_id, link_warning = read_link_file(directory)
-    warnings = problems_of(_slot_warnings(spec))
+    warnings = problems_of(_slot_warnings(spec) + _shell_ui_warnings(spec))
     if link_warning is not None:
         warnings.append(link_warning)
     return LoadedProcedure(
-        spec=_without_removed(spec),
+        spec=_without_shell_ui(_without_removed(spec)),
         file=file.resolve(),
         directory=directory,
         interpreter=interpreter or find_interpreter(directory),

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tofu_tui.procedure import plughost
+from tofu_tui.procedure.jsontext import loads as json_loads
 from tofu_tui.procedure.load import LoadedProcedure
 from tofu_tui.procedure.pool import PlugAddress
 from tofu_tui.procedure.references import parse_reference
@@ -202,7 +203,7 @@ def start_plug(
     reply: dict[str, Any] | None = None
     if line:
         with contextlib.suppress(ValueError):
-            reply = json.loads(line)
+            reply = json_loads(line)
     if reply is None or not reply.get("ok"):
         _kill(process)
         _close_pipes(process)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 # Worker start-up lives in workerstart.py (cheap to import); its names stay public here.
+from tofu_tui.procedure.jsontext import loads as json_loads
 from tofu_tui.procedure.workerstart import WORKER_SCRIPT as WORKER_SCRIPT
 from tofu_tui.procedure.workerstart import PrestartedWorker, child_environment, launch_worker
 from tofu_tui.procedure.workerstart import prestart_worker as prestart_worker
@@ -445,14 +446,15 @@ class WorkerPool:
         w = _Worker(worker_id, process, reader, writer)
         w.stderr_task = asyncio.ensure_future(self._drain_stderr(w))
         self._workers.add(w)
+        silent = ""
         try:
             line = await asyncio.wait_for(reader.readline(), self.handshake_s)
         except TimeoutError:
-            line = b""
+            line, silent = b"", f"it did not answer within {self.handshake_s:g} s"
         if not line.startswith(b'{"t":"ready"'):
             w.kill_group()
             await self._reap(w)
-            detail = w.stderr_text()
+            detail = w.stderr_text() or silent
             raise RuntimeError(
                 f"The worker process (interpreter {self.loaded.interpreter}) did not start"
                 + (f": {detail}" if detail else ".")
@@ -689,7 +691,7 @@ class WorkerPool:
                 return None
             attempt.last_traffic = loop.time()
             attempt.acked = True
-            msg = json.loads(line)
+            msg = json_loads(line)
             kind = msg["t"]
             if kind == "log":
                 for level, ts, message, file, lineno in msg["l"]:
@@ -986,12 +988,17 @@ class WorkerPool:
 
     @staticmethod
     async def _shell_wait(process: asyncio.subprocess.Process, readers: Any) -> None:
-        await process.wait()
         # Background children may keep the pipes open: kill the group once the shell
-        # itself is done, then collect what was written.
+        # itself is done, then collect what was written. process.wait() also waits for the
+        # pipes (Python < 3.12), so while they are open watch for the shell's own exit.
+        while process.returncode is None and not readers.done():
+            await asyncio.wait({readers}, timeout=0.05)
+        if process.returncode is None:  # its output closed, the shell still runs
+            await process.wait()
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
         await readers
+        await process.wait()
 
 
 class _Deadline(Exception):

@@ -27,6 +27,7 @@ _COLORS = {
     "UNSET": "2",
 }
 FAILED_LOG_LINES = 30
+PROMPT_NOTICE_S = 0.5  # a prompt still open this long after it was raised is really waiting
 _DISPLAY = ("text", "image", "progress")
 
 
@@ -212,7 +213,15 @@ class HumanView:
         if self.interactive:
             threading.Thread(target=self._ask, args=(event,), daemon=True).start()
         else:
-            self.notice(f"Prompt for '{event.phase_key}' is waiting for an answer.")
+            # A prompt answered at once (--serial, --ui-values) closes within milliseconds:
+            # say it waits only if it still does a moment later.
+            timer = threading.Timer(PROMPT_NOTICE_S, self._still_waiting, args=(event.request_id, event.phase_key))
+            timer.daemon = True
+            timer.start()
+
+    def _still_waiting(self, request_id: str, phase_key: str) -> None:
+        if request_id in self.open_prompts:
+            self.notice(f"Prompt for '{phase_key}' is waiting for an answer.")
 
     def _on_ui_closed(self, event: Any) -> None:
         self.open_prompts.discard(event.request_id)

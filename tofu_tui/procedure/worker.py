@@ -528,7 +528,7 @@ def _json_default(obj: Any) -> Any:
         return tolist()
     if isinstance(obj, tuple | set | frozenset):
         return list(obj)
-    if isinstance(obj, MeasurementHandle):
+    if isinstance(obj, _ValueLike):  # this phase's measurement, or an earlier phase's (prev.measurements.x)
         return obj.value
     try:
         return float(obj)
@@ -624,6 +624,8 @@ class PhaseLogger:
 
 
 def _coerce_scalar(key: str, value: Any) -> Any:
+    if isinstance(value, _ValueLike):  # a measurement read back: this phase's or an earlier one's
+        value = value.value
     if value is None or isinstance(value, bool | str | list | dict):
         return value
     if isinstance(value, int | float):
@@ -1388,7 +1390,13 @@ class Job:
             kwargs = self.build_kwargs(fn)
             self.worker.sink.post({"t": "body"})
             result = fn(**kwargs)
-            if result is not None:
+            if isinstance(result, types.CoroutineType):
+                result.close()  # never awaited: no "coroutine was never awaited" warning in the logs
+                done["error"] = (
+                    "The phase is an async function: the engine calls phases with plain keyword arguments and "
+                    "does not await them. Define it with `def` and run async code inside it with asyncio.run(...)."
+                )
+            elif result is not None:
                 text = repr(result)
                 if len(text) > 200:
                     text = text[:200] + "..."
@@ -1410,7 +1418,7 @@ class Job:
             done["error"] = f"Phase called sys.exit({code})"
             self.worker.sink.log("ERROR", done["error"], *(_user_frame(exc.__traceback__) or ("", 0)))
         except BaseException as exc:
-            text = _format_exception(exc)
+            text = _format_exception(exc) + _hint(exc, self.msg.get("module"), self.proc_dir)
             done["error"] = text
             self.worker.sink.log("ERROR", text, *(_user_frame(exc.__traceback__) or ("", 0)))
         if self.fatal and not done["error"]:
@@ -1439,12 +1447,32 @@ def _user_frame(tb: types.TracebackType | None) -> tuple[str, int] | None:
     return last
 
 
+def _hint(exc: BaseException, module: str | None, proc_dir: str) -> str:
+    """What to do, for failures that come from how phases run rather than from the phase's logic."""
+    top = ((exc.name or "") if isinstance(exc, ModuleNotFoundError) else "").split(".")[0]
+    if top and not any(os.path.exists(os.path.join(proc_dir, top + end)) for end in ("", ".py")):
+        return (
+            f"\nThis phase runs on {sys.executable}: install the procedure's dependencies into that "
+            "environment, or put a venv/ or .venv/ beside procedure.yaml."
+        )
+    if module and type(exc).__name__ == "PicklingError" and module in str(exc):
+        return (
+            "\nA phase module is loaded fresh on every attempt and is not importable by name, so functions "
+            "and classes defined in it cannot be pickled (multiprocessing, concurrent.futures). "
+            "Move them into a helper module and import that from the phase."
+        )
+    return ""
+
+
 def _format_exception(exc: BaseException) -> str:
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
-        tb = tb.tb_next
-    lines = traceback.format_exception(type(exc), exc, tb)
-    return "".join(lines).rstrip()
+    # The author's frames only: neither the worker's call into the phase nor the phase
+    # API's or plug proxy's own frames (e.g. a value that cannot be recorded raises in here).
+    shown = traceback.TracebackException(type(exc), exc, exc.__traceback__)
+    engine = os.path.dirname(os.path.abspath(__file__))  # worker.py, and the plug proxies of plughost.py
+    frames = [frame for frame in shown.stack if os.path.dirname(os.path.abspath(frame.filename)) != engine]
+    if frames:
+        shown.stack = traceback.StackSummary.from_list(frames)
+    return "".join(shown.format()).rstrip()
 
 
 # --- the worker process ------------------------------------------------------------

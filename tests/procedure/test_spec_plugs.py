@@ -1,0 +1,72 @@
+"""procedure-format §5 plug RPC rules a technician trips over, through the real CLI:
+keyword arguments, results that are not JSON, attributes read as calls. The phase's
+docstring points at the author's line, not at the engine's proxy."""
+
+from __future__ import annotations
+
+from tests.procedure.runhelp import UNIT, check_stream, payload, run_json
+
+PLUG_YAML = (
+    "name: Plugs\n"
+    + UNIT
+    + """execution: {workers: 1, on_first_failure: continue}
+plugs:
+  - {name: Dmm, python: "plugs/dmm.py:Dmm", config: {port: /dev/x}}
+main:
+  - {name: Keywords, python: phases.a:keywords, timeout: 10s}
+  - {name: Not Json, python: phases.a:not_json, timeout: 10s}
+  - {name: Attribute, python: phases.a:attribute, timeout: 10s}
+  - {name: Tuple, python: phases.a:tuple_result, timeout: 10s}
+"""
+)
+
+DMM = """
+class Dmm:
+    range_v = 20
+
+    def __init__(self, port):
+        self.port = port
+
+    def read(self, channel=1):
+        return channel * 1.5
+
+    def raw(self):
+        return b"bytes"
+
+    def pair(self):
+        return (1, 2)
+"""
+
+PHASES = """
+def keywords(dmm):
+    dmm.read(channel=2)
+
+
+def not_json(dmm):
+    dmm.raw()
+
+
+def attribute(dmm, measurements):
+    measurements.range_v = dmm.range_v()  # any attribute access is a call
+
+
+def tuple_result(dmm, measurements):
+    measurements.pair = dmm.pair()  # tuples come back as lists
+"""
+
+
+def test_plug_rpc_rules_and_clear_errors(make_procedure) -> None:  # type: ignore[no-untyped-def]
+    folder = make_procedure(PLUG_YAML, {"plugs/dmm.py": DMM, "phases/a.py": PHASES})
+    proc, events = run_json(folder)
+    assert proc.returncode == 3, proc.stderr
+    check_stream(events)
+    phases = {p["name"]: p for p in payload(events)["phases"]}
+    keywords = phases["Keywords"]["docstring"]
+    assert phases["Keywords"]["outcome"] == "ERROR" and "positional arguments only" in keywords
+    not_json = phases["Not Json"]["docstring"]
+    assert phases["Not Json"]["outcome"] == "ERROR" and "not JSON-serialisable" in not_json and "raw" in not_json
+    for doc in (keywords, not_json):
+        assert "phases/a.py" in doc and "plughost.py" not in doc and "worker.py" not in doc
+    assert phases["Attribute"]["outcome"] == "PASS"
+    assert phases["Attribute"]["measurements"][0]["measured_value"] == 20.0
+    assert phases["Tuple"]["measurements"][0]["measured_value"] == [1, 2]

@@ -1,0 +1,52 @@
+"""procedure-format §8 worker handshake and §10 "nothing is uploaded after a worker
+start failure", with real processes."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.procedure.poolkit import yaml_for
+from tests.procedure.runhelp import UNIT, of_type, run_json
+from tofu_tui.procedure.load import load_procedure
+from tofu_tui.procedure.pool import WorkerPool, WorkerStartError
+
+
+def test_a_worker_that_never_answers_its_handshake_is_killed_and_reported(make_procedure, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = make_procedure(yaml_for("ok"), {"phases/ok.py": "def ok():\n    pass\n"})
+    pid_file = tmp_path / "pid"
+    silent = tmp_path / "python"
+    silent.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 60\n")
+    silent.chmod(0o755)
+
+    async def main() -> str:
+        loaded = load_procedure(folder)
+        object.__setattr__(loaded, "interpreter", silent)
+        pool = WorkerPool(loaded, 1, lambda e: None, handshake_s=0.5)
+        try:
+            with pytest.raises(WorkerStartError) as raised:
+                await pool.start()
+            return str(raised.value)
+        finally:
+            await pool.close()
+
+    message = asyncio.run(main())
+    assert "did not start" in message and "did not answer within 0.5 s" in message
+    pid = int(pid_file.read_text())
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_worker_start_failure_runs_nothing_and_uploads_nothing(make_procedure) -> None:  # type: ignore[no-untyped-def]
+    folder = make_procedure(
+        "name: Broken Env\n" + UNIT + "main:\n  - {name: M, python: phases.m:m}\n",
+        {"phases/m.py": "def m():\n    pass\n", ".venv/bin/python": "#!/bin/sh\necho 'interpreter is broken' >&2\nexit 1\n"},
+    )
+    (folder / ".venv" / "bin" / "python").chmod(0o755)
+    proc, events = run_json(folder)
+    assert proc.returncode == 2, proc.stderr
+    (error,) = of_type(events, "error")
+    assert "could not start" in error["message"] and "interpreter is broken" in error["message"]
+    assert not of_type(events, "phase_started") and not of_type(events, "run_finished")
