@@ -54,11 +54,21 @@ from tofu_tui.station.deployments import ActiveVersion, DeploymentManager, Proce
 from tofu_tui.station.ledger import CONNECTED, RUNNING, Ledger
 from tofu_tui.station.paths import StationPaths
 from tofu_tui.station.queue import AttachmentFile, Drainer, QueueError, UploadQueue
+from tofu_tui.station.service import REVOKED_EXIT_ENV
 from tofu_tui.station.stream import Presence
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_REVOKED = 75  # EX_TEMPFAIL: the service unit must not restart us (RestartPreventExitStatus)
+
+
+def process_exit_code(code: int) -> int:
+    """The process exit status for the daemon's result `code`: 75 for a revoked key,
+    unless the service definition asked for another (`service.REVOKED_EXIT_ENV`)."""
+    if code != EXIT_REVOKED:
+        return code
+    value = os.environ.get(REVOKED_EXIT_ENV, "").strip()
+    return int(value) if value.isdigit() and int(value) < 256 else code
 
 LEDGER_TICK_S = 15.0
 
