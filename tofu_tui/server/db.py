@@ -170,6 +170,11 @@ class Attachment(Base):
     owner_station_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime]
     uploaded_at: Mapped[datetime | None]
+    # (ext) the `Idempotency-Key` header of the create: a retry returns this record.
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+
+    __table_args__ = (Index("ix_attachments_owner_idempotency_key", "owner_station_id", "idempotency_key",
+                            unique=True),)
 
 
 class Command(Base):
