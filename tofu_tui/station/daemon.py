@@ -54,6 +54,7 @@ from tofu_tui.station.deployments import ActiveVersion, DeploymentManager, Proce
 from tofu_tui.station.ledger import CONNECTED, RUNNING, Ledger
 from tofu_tui.station.paths import StationPaths
 from tofu_tui.station.queue import AttachmentFile, Drainer, QueueError, UploadQueue
+from tofu_tui.station.seen_commands import SeenCommands
 from tofu_tui.station.service import REVOKED_EXIT_ENV
 from tofu_tui.station.stream import Presence
 
@@ -162,7 +163,8 @@ class StationDaemon:
         self.presence = Presence(self.config.server_url, key, self.client, on_command=self._remote_command,
                                  on_connectivity=self._connectivity, on_revoked=self._revoked,
                                  heartbeat_body=self._heartbeat_body,
-                                 heartbeat_interval_s=self.config.heartbeat_interval_s, ca_cert=self.config.ca_cert)
+                                 heartbeat_interval_s=self.config.heartbeat_interval_s, ca_cert=self.config.ca_cert,
+                                 seen=SeenCommands(state_db.connect(self.paths.state_db)))
         self.drainer = Drainer(self.drain_queue, self.client, self._publish)
         for sink in self.extra_sinks:
             self.bus.add_sink(sink)
