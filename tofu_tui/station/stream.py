@@ -1,10 +1,12 @@
 """Presence: the WebSocket stream to the dashboard, with the HTTP heartbeat as fallback.
 
-Commands are acknowledged by id and a repeated id is dropped (the dashboard sends a
-command until it is acknowledged). Events go out live while the stream is open (each message capped at 60 kB: large
-events are shrunk, never allowed to break the connection); commands come in. The
-stream reconnects with jittered exponential backoff from 1 s to 60 s; while it is
-down the station reports presence and picks up commands by HTTP heartbeat.
+Events go out live while the stream is open (each message capped at 60 kB: large
+events are shrunk, never allowed to break the connection); while it is down they wait
+in a bounded outbox (`outbox.py`) and go out in order when it is back. Commands come
+in, are acknowledged by id, and a repeated id is dropped (the dashboard sends a command
+until it is acknowledged). The stream reconnects with jittered exponential backoff from
+1 s to 60 s; while it is down the station reports presence and picks up commands by
+HTTP heartbeat.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from websockets.asyncio.client import connect
 
 from tofu_tui.models.events import Event
 from tofu_tui.station.api_client import ApiClient, ApiError, Unauthorized
+from tofu_tui.station.outbox import Outbox
 from tofu_tui.station.seen_commands import SeenCommands
 
 log = logging.getLogger("tofu_tui.station.stream")
@@ -31,7 +34,9 @@ MAX_MESSAGE_BYTES = 60_000
 PING_INTERVAL_S = 15.0
 BACKOFF_MIN_S = 1.0
 BACKOFF_MAX_S = 60.0
-OUTBOX_LIMIT = 1000
+# A connection that died silently is noticed by the ping timeout: what was sent within
+# that long before the drop may not have arrived, so it is sent again.
+UNCONFIRMED_WINDOW_S = 2 * PING_INTERVAL_S + 5
 
 
 def reconnect_delay(failures: int, rand: Callable[[], float] = random.random) -> float:
@@ -107,7 +112,8 @@ class Presence:
         self.http_ok = False
         self.connected = False
         self.detail: str | None = None
-        self._outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=OUTBOX_LIMIT)
+        self.outbox = Outbox(encode_event)
+        self._outbox_ready = asyncio.Event()
         self._last_heartbeat = float("-inf")
         self.connections = 0
         # Commands are acknowledged by id as they arrive (the dashboard repeats one until
@@ -117,14 +123,10 @@ class Presence:
         self._unacked: set[str] = set()  # came by heartbeat; acked on the next one or the stream
 
     def publish(self, event: Event) -> None:
-        """Forward an event live; while the stream is down it is not kept (runs are in
-        the upload queue, the rest is live state only)."""
-        if not self.stream_open:
-            return
-        try:
-            self._outbox.put_nowait(encode_event(event))
-        except asyncio.QueueFull:
-            log.warning("stream outbox full: an event was dropped")
+        """Forward an event live; while the stream is down it waits in the bounded
+        outbox and goes out, in order, when the stream is back."""
+        self.outbox.put(event)
+        self._outbox_ready.set()
 
     def _update(self, detail: str | None) -> None:
         connected = self.stream_open or self.http_ok
@@ -157,8 +159,7 @@ class Presence:
                                max_size=4 * 1024 * 1024, ssl=self.ssl, proxy=None) as ws:
                 opened = True
                 self.connections += 1
-                while not self._outbox.empty():  # stale events from an earlier connection
-                    self._outbox.get_nowait()
+                self.outbox.connection_opened()
                 self.stream_open = True
                 self._update("stream open")
                 if self._unacked:
@@ -171,6 +172,7 @@ class Presence:
                     sender.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await sender
+                    self.outbox.connection_lost(UNCONFIRMED_WINDOW_S)
             detail = "the dashboard closed the stream"
         except websockets.exceptions.InvalidStatus as exc:
             detail = f"the dashboard refused the stream ({exc.response.status_code})"
@@ -182,8 +184,17 @@ class Presence:
 
     async def _send(self, ws: Any) -> None:
         while True:
-            message = await self._outbox.get()
-            await ws.send(message)
+            item = self.outbox.take()
+            if item is None:
+                self._outbox_ready.clear()
+                await self._outbox_ready.wait()
+                continue
+            try:
+                await ws.send(item.message)
+            except BaseException:
+                self.outbox.unsent(item)
+                raise
+            self.outbox.sent(item)
 
     async def _receive(self, raw: str | bytes, ws: Any) -> None:
         try:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from tofu_tui.server import db
@@ -65,15 +67,22 @@ def _touch(state: ServerState, station_id: str) -> None:
 
 
 def _store_event(state: ServerState, station_id: str, event: dict[str, Any]) -> None:
+    digest = hashlib.sha256(json.dumps(event, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     with state.sessions() as session:
         now = state.now()
-        session.add(
-            db.StationEvent(station_id=station_id, received_at=now, type=str(event["type"])[:64], payload=event)
-        )
         station = session.get(db.Station, station_id)
         if station is not None:
             station.last_seen_at = now
-        session.commit()
+        session.add(
+            db.StationEvent(
+                station_id=station_id, received_at=now, type=str(event["type"])[:64], payload=event, digest=digest
+            )
+        )
+        try:
+            session.commit()
+        except IntegrityError:  # sent again after a reconnect: already stored
+            session.rollback()
+            _touch(state, station_id)
 
 
 def _pending(state: ServerState, station_id: str, sent: set[str]) -> list[dict[str, object]]:
