@@ -80,6 +80,42 @@ def test_run_in_progress_across_an_outage_reaches_the_event_feed_complete(
     assert run["unit"]["serial_number"] == "SN-OFF"
 
 
+def test_run_cut_by_a_daemon_crash_is_ended_on_the_feed_after_restart(server: RealServer, home: Path,
+                                                                         tmp_path: Path) -> None:
+    """kill -9 mid-run: the dashboard saw the run start; the next daemon ends it (ERROR,
+    saying why) instead of leaving it in progress forever. Nothing is uploaded for it."""
+    go = tmp_path / "go"
+    station_id = enroll(server, home)
+    repo = Repo(tmp_path / "repo")
+    repo.procedure("v1", extra={"phases.py": OUTAGE_PHASE.format(go=str(go))})
+    procedure_id = server.procedure("Board test", repo.url, station_id)
+    server.deploy(procedure_id)
+    daemon = Daemon(home)
+    try:
+        daemon.event("deployment_pulled", status="active")
+        execution_id = send_command(station_paths(home), RunCommand(procedure_id=procedure_id, serial_number="SN-K",
+                                                                     part_number="PN1"))["execution_id"]
+        wait_until(lambda: any(e.get("message") == "before the outage"
+                               for e in _events(server, station_id, execution_id)), what="the live log on the server")
+        daemon.proc.kill()
+        daemon.wait()
+        go.touch()  # lets the orphaned phase process end
+        again = Daemon(home)
+        try:
+            assert again.event("run_interrupted")["execution_id"] == execution_id
+            events = wait_until(lambda: (e := _events(server, station_id, execution_id))
+                                and e[-1]["type"] == "run_finished" and e, what="the run ended on the feed")
+        finally:
+            again.stop()
+    finally:
+        go.touch()
+        daemon.stop()
+    assert [e["seq"] for e in events] == [*range(1, len(events) - 1), 0, 0]  # the engine's, then the closure
+    assert events[-2]["level"] == "ERROR" and "not be uploaded" in events[-2]["message"]
+    assert events[-1]["outcome"] == "ERROR"
+    assert server.runs() == []
+
+
 def _offline_run(outbox: Outbox, execution_id: str, logs: int, finish: bool) -> None:
     outbox.put(RunStarted(execution_id=execution_id, seq=1, procedure={"name": "p"}))
     outbox.put(PhaseStarted(execution_id=execution_id, seq=2, phase_key="a", phase_name="A"))

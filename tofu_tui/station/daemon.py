@@ -35,7 +35,7 @@ from tofu_tui.models.commands import (
     UiResponseCommand,
     parse_command,
 )
-from tofu_tui.models.events import ConnectivityChanged, ErrorEvent, Event
+from tofu_tui.models.events import ConnectivityChanged, ErrorEvent, Event, PhaseLog, RunFinished
 from tofu_tui.models.status import StationStatus
 from tofu_tui.procedure.execute import RunOptions, start_run
 from tofu_tui.procedure.load import ProcedureLoadError, load_procedure
@@ -172,6 +172,7 @@ class StationDaemon:
         self.bus.add_sink(self._run_log)
         self.run_replay = RunReplay()
         self.bus.add_sink(self.run_replay.record)
+        self._close_interrupted_run()
         self.control = ControlServer(self.paths, self)
         await self.control.start()
         if self.handle_signals:
@@ -262,6 +263,31 @@ class StationDaemon:
         handle.write(line)
         if event.type in ("phase_finished", "run_finished"):
             handle.flush()
+
+    def _mark_in_flight(self, execution_id: str | None) -> None:
+        """Remember the run in flight in state.db, so the next start knows a crash cut it."""
+        if execution_id is None:
+            self.queue.conn.execute("DELETE FROM meta WHERE key = 'run_in_flight'")
+        else:
+            self.queue.conn.execute("INSERT INTO meta(key, value) VALUES ('run_in_flight', ?) "
+                                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (execution_id,))
+
+    def _close_interrupted_run(self) -> None:
+        """The previous daemon died during a run (kill -9, power loss): the dashboard and
+        any console saw it start and never end. End it for them, as ERROR, saying why;
+        it was never committed to the queue, so no run is uploaded."""
+        row = self.queue.conn.execute("SELECT value FROM meta WHERE key = 'run_in_flight'").fetchone()
+        if row is None:
+            return
+        execution_id = str(row["value"])
+        message = ("The station stopped during this run (crash, kill or power loss): the run was not recorded "
+                   "and will not be uploaded.")
+        self.say("warning", "run_interrupted", {"execution_id": execution_id, "message": message})
+        # seq 0: not the engine's events (its last seq died with it: the run log is
+        # flushed per phase, not per event).
+        self._publish(PhaseLog(execution_id=execution_id, level="ERROR", message=message))
+        self._publish(RunFinished(execution_id=execution_id, outcome="ERROR", run={}))
+        self._mark_in_flight(None)
 
     def _connectivity(self, connected: bool, detail: str | None) -> None:
         now = time.time()
@@ -425,6 +451,7 @@ class StationDaemon:
             raise
         flight = InFlight(handle=handle, version=version, execution_id=handle.execution_id)
         self.in_flight = flight
+        self._mark_in_flight(flight.execution_id)
         flight.task = asyncio.create_task(self._finish(flight))
         self.say("info", "run_accepted", {"execution_id": flight.execution_id, "procedure": version.procedure_name,
                                           "deployment_id": version.deployment_id, "sha": version.sha})
@@ -442,6 +469,7 @@ class StationDaemon:
             if log is not None:
                 log.close()
             self.in_flight = None
+            self._mark_in_flight(None)
             self.deployments.run_ended(flight.version)
             self._drain_now.set()
             if self.stopping:
