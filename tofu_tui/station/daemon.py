@@ -51,6 +51,7 @@ from tofu_tui.station.config import (
 )
 from tofu_tui.station.control import CommandRefused, ControlServer
 from tofu_tui.station.deployments import ActiveVersion, DeploymentManager, ProcedureUnavailable
+from tofu_tui.station.housekeeping import prune_run_logs, remove_orphan_attachments
 from tofu_tui.station.ledger import CONNECTED, RUNNING, Ledger
 from tofu_tui.station.paths import StationPaths
 from tofu_tui.station.queue import AttachmentFile, Drainer, QueueError, UploadQueue
@@ -173,6 +174,7 @@ class StationDaemon:
         self.run_replay = RunReplay()
         self.bus.add_sink(self.run_replay.record)
         self._close_interrupted_run()
+        self._housekeeping(startup=True)
         self.control = ControlServer(self.paths, self)
         await self.control.start()
         if self.handle_signals:
@@ -288,6 +290,19 @@ class StationDaemon:
         self._publish(PhaseLog(execution_id=execution_id, level="ERROR", message=message))
         self._publish(RunFinished(execution_id=execution_id, outcome="ERROR", run={}))
         self._mark_in_flight(None)
+
+    def _housekeeping(self, *, startup: bool) -> None:
+        """Keep data/ bounded: old run logs after each run; orphaned attachment copies
+        (a process killed while enqueueing) at start."""
+        protect = [self.in_flight.execution_id] if self.in_flight else []
+        try:
+            prune_run_logs(self.paths.logs, self.config.keep_run_logs, protect)
+            if startup:
+                removed = remove_orphan_attachments(self.paths.attachments, self.queue.conn)
+                if removed:
+                    self.say("info", "orphan_attachments_removed", {"folders": removed})
+        except Exception as exc:  # housekeeping must never stop a run or the daemon
+            self.say("warning", "housekeeping_failed", {"message": f"{type(exc).__name__}: {exc}"})
 
     def _connectivity(self, connected: bool, detail: str | None) -> None:
         now = time.time()
@@ -471,6 +486,7 @@ class StationDaemon:
             self.in_flight = None
             self._mark_in_flight(None)
             self.deployments.run_ended(flight.version)
+            self._housekeeping(startup=False)
             self._drain_now.set()
             if self.stopping:
                 self._stop.set()
