@@ -1,6 +1,7 @@
 """`tofu-tui --headless`: the unattended station daemon, logging JSON lines on stdout.
 
-One object a line: `ts`, `level`, `event`, then the event's fields. Exit 75 when the
+One object a line: `ts`, `level`, `event`, then the event's fields. Exit 75 (or the
+status in TOFU_TUI_REVOKED_EXIT, set by the launchd job and Windows task) when the
 server revoked the credentials (a supervisor must not restart it), 0 on a clean stop.
 """
 
@@ -65,7 +66,7 @@ class _LogHandler(logging.Handler):
 
 
 def run_daemon() -> int:
-    from tofu_tui.station.daemon import StationDaemon
+    from tofu_tui.station.daemon import StationDaemon, process_exit_code
     from tofu_tui.station.paths import station_paths
 
     if hasattr(faulthandler, "register"):  # `kill -USR1 PID` dumps every thread's stack to stderr
@@ -74,6 +75,6 @@ def run_daemon() -> int:
     logging.getLogger().addHandler(_LogHandler(lines))
     daemon = StationDaemon(station_paths(), say=lines.say, event_sinks=[lines.event])
     try:
-        return asyncio.run(daemon.run())
+        return process_exit_code(asyncio.run(daemon.run()))
     except KeyboardInterrupt:
         return 130

@@ -112,7 +112,10 @@ def test_launchd_job_parses_and_restarts_on_crash(tmp_path: Path) -> None:
     assert job["ProgramArguments"] == list(spec.command)
     assert job["EnvironmentVariables"]["TOFU_TUI_HOME"] == "/Users/op/bench"
     assert job["RunAtLoad"] is True
+    # Restarted after a crash (non-zero exit), never after a clean stop (0)...
     assert job["KeepAlive"] == {"SuccessfulExit": False}
+    # ...and a revoked key exits 0 under launchd, which cannot exempt status 75.
+    assert job["EnvironmentVariables"][svc.REVOKED_EXIT_ENV] == "0"
     assert job["ExitTimeOut"] == svc.DEFAULT_STOP_TIMEOUT_S
     assert job["StandardOutPath"] == str(tmp_path / "logs" / "daemon.log")
 
@@ -137,11 +140,36 @@ def test_windows_task_runs_at_boot_without_a_logged_in_user() -> None:
     assert settings.findtext("t:ExecutionTimeLimit", namespaces=NS) == "PT0S"
     assert settings.findtext("t:DisallowStartIfOnBatteries", namespaces=NS) == "false"
     assert settings.findtext("t:RestartOnFailure/t:Interval", namespaces=NS) == "PT1M"
+    # The schema's Count is an unsignedByte: Task Scheduler refuses a task above 255.
+    count = int(settings.findtext("t:RestartOnFailure/t:Count", namespaces=NS) or "0")
+    assert 1 <= count <= 255
     exec_el = root.find("t:Actions/t:Exec", NS)
     assert exec_el is not None
-    assert exec_el.findtext("t:Command", namespaces=NS) == exe
-    assert exec_el.findtext("t:Arguments", namespaces=NS) == "--headless"
+    # The revoked-key exemption rides in the cmd.exe wrapper: a revoked key exits 0,
+    # which restart-on-failure leaves alone; a crash still restarts.
+    assert exec_el.findtext("t:Command", namespaces=NS) == "cmd.exe"
+    args = exec_el.findtext("t:Arguments", namespaces=NS) or ""
+    assert f'set "{svc.REVOKED_EXIT_ENV}=0"' in args
+    assert args.endswith(f'&& {exe} --headless"')
     assert exec_el.findtext("t:WorkingDirectory", namespaces=NS) == exe.rsplit("\\", 1)[0]
+
+
+@pytest.mark.parametrize("exemption, expected", [(None, 75), ("0", 0)], ids=["systemd", "launchd-or-task"])
+def test_revoked_daemon_exits_with_the_status_its_service_does_not_restart(
+    tmp_path: Path, exemption: str | None, expected: int
+) -> None:
+    """The real daemon, not enrolled (the same exit path as a revoked key): 75 for
+    systemd's RestartPreventExitStatus, 0 under the launchd job and the Windows task."""
+    from tests.conftest import cli_env
+
+    env = cli_env({"TOFU_TUI_HOME": str(tmp_path / "station")})
+    env.pop(svc.REVOKED_EXIT_ENV, None)
+    if exemption is not None:
+        env[svc.REVOKED_EXIT_ENV] = exemption
+    daemon = subprocess.run([sys.executable, "-m", "tofu_tui", "--headless"], capture_output=True, text=True,
+                            env=env, stdin=subprocess.DEVNULL, timeout=60)
+    assert daemon.returncode == expected, daemon.stderr
+    assert "tofu-tui login" in daemon.stdout
 
 
 def test_windows_task_carries_tofu_tui_home_through_cmd() -> None:

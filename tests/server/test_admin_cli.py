@@ -98,3 +98,17 @@ def test_init_start_station_login_procedure_link_deploy(started: tuple[Path, str
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=15) == 0
     assert proc.stderr is not None and "stopped" in proc.stderr.read()
+
+
+def test_start_refuses_more_than_one_worker_and_says_why(tmp_path: Path) -> None:
+    """The stream hub lives in one process: a workers setting other than 1 (the flag, or
+    WEB_CONCURRENCY from a uvicorn/gunicorn habit) is refused before anything listens."""
+    data = tmp_path / "data"
+    flag = run_cli(["server", "start", "--data", str(data), "--port", "0", "--workers", "4"])
+    assert flag.returncode == 2
+    assert "one process" in flag.stderr and "--workers" in flag.stderr
+    env = run_cli(["server", "start", "--data", str(data), "--port", "0"], env={"WEB_CONCURRENCY": "2"})
+    assert env.returncode == 2 and "WEB_CONCURRENCY" in env.stderr
+    assert not (data / "admin.toml").exists()  # refused before setting anything up
+    helptext = run_cli(["server", "start", "--help"]).stdout
+    assert "one process" in helptext and "--workers" in helptext

@@ -83,7 +83,11 @@ def test_stream_stores_events_and_delivers_commands(server: Server, enrolled: tu
             "name": "Run", "id": sent.json()["id"], "procedure_id": procedure_id, "serial_number": "SN-9",
             "ui_values": {"identify": {"serial_number": "SN-9"}},
         }
-    # Delivered once: the heartbeat does not repeat it.
+        # Delivered when acknowledged (until then the next connection or heartbeat repeats it).
+        acked = [queued_while_away[0]["command"]["id"], command["command"]["id"]]
+        ws.send(json.dumps({"type": "ack", "ids": acked}))
+        sync(ws)
+    # Acknowledged: the heartbeat does not repeat it.
     heartbeat = server.client(key).post("/api/cli/heartbeat", json={"status": "idle", "cli_version": "0.1", "active_deployments": [], "queue": {"pending": 0, "parked": 0}})
     assert heartbeat.status_code == 200 and heartbeat.json()["commands"] == []
 

@@ -151,8 +151,21 @@ def init_cmd(data_dir: Path, db_url: str | None, host: str, port: int, as_json: 
 @click.option("--db", "db_url", help="SQLAlchemy database URL, e.g. postgresql+psycopg://… (default: SQLite in DIR).")
 @click.option("--public-url", help="The URL stations reach this server at, if not the one it listens on.")
 @click.option("--log-level", default="warning", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
-def start_cmd(data_dir: Path, host: str, port: int, db_url: str | None, public_url: str | None, log_level: str) -> None:
-    """Serve the dashboard API until SIGINT or SIGTERM."""
+@click.option("--workers", envvar="WEB_CONCURRENCY", default=1, show_default=True, type=int,
+              help="Must be 1: the server runs in one process (see above).")
+def start_cmd(data_dir: Path, host: str, port: int, db_url: str | None, public_url: str | None, log_level: str,
+              workers: int) -> None:
+    """Serve the dashboard API until SIGINT or SIGTERM.
+
+    One process serves everything: the live stream hub (the stations' open streams and
+    the wake-ups that push their commands) lives in its memory, so the server cannot be
+    split across uvicorn or gunicorn workers. For a bigger fleet, point --db at PostgreSQL.
+    """
+    if workers != 1:
+        raise click.UsageError(
+            f"tofu-tui server runs as one process (asked for {workers} workers): its live stream hub lives in "
+            "memory. Drop --workers (or unset WEB_CONCURRENCY); for a bigger fleet use --db with PostgreSQL."
+        )
     from tofu_tui.server.admin import create_user_key
     from tofu_tui.server.defaults import AdminDefaults, load_defaults, save_defaults
     from tofu_tui.server.runner import bind, serve, url_of

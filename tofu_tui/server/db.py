@@ -170,6 +170,11 @@ class Attachment(Base):
     owner_station_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime]
     uploaded_at: Mapped[datetime | None]
+    # (ext) the `Idempotency-Key` header of the create: a retry returns this record.
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+
+    __table_args__ = (Index("ix_attachments_owner_idempotency_key", "owner_station_id", "idempotency_key",
+                            unique=True),)
 
 
 class Command(Base):
@@ -189,6 +194,11 @@ class StationEvent(Base):
     received_at: Mapped[datetime]
     type: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]]
+    # sha256 of the event's canonical JSON: the station re-sends what it cannot know
+    # arrived (the events just before a connection dropped); a repeat is stored once.
+    digest: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_station_events_station_digest", "station_id", "digest", unique=True),)
 
 
 class Presence(Base):

@@ -5,7 +5,7 @@ marked (ext) are ours."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -195,6 +195,12 @@ class HeartbeatIn(_In):
     cli_version: str | None = None
     active_deployments: list[Any] | dict[str, Any] | None = None
     queue: QueueCounts | None = None
+    acks: list[Annotated[str, Field(max_length=64)]] | None = Field(
+        default=None,
+        max_length=1000,
+        description="(ext) ids of the commands received since the last heartbeat. A station that sends this "
+        "(even empty) gets each command again until it acknowledges it; one that does not gets each once.",
+    )
 
 
 class HeartbeatOut(BaseModel):

@@ -20,8 +20,9 @@ from tofu_tui.server.settings import Settings
 
 class Hub:
     """Open station streams in this process. A wake-up tells a stream's sender to look
-    for undelivered commands; the database stays the one source of truth, so a command
-    is never lost when no stream is open (the next heartbeat carries it)."""
+    for unacknowledged commands; the database stays the one source of truth, so a command
+    is never lost when no stream is open (the next heartbeat carries it) nor when a send
+    fails (it stays pending until the station acknowledges it)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -130,24 +131,33 @@ class ServerState:
         return command_id
 
     def take_commands(self, session: Session, station_id: str) -> list[dict[str, object]]:
-        """Undelivered commands for a station, marked delivered (each exactly once)."""
+        """Undelivered commands for a station, marked delivered as they are taken: for a
+        station that does not acknowledge (at most once)."""
+        taken = self.pending_commands(session, station_id)
+        if taken:
+            self.ack_commands(session, station_id, [str(c["id"]) for c in taken])
+        return taken
+
+    def pending_commands(self, session: Session, station_id: str, skip: set[str] | None = None) -> list[dict[str, object]]:
+        """Commands the station has not acknowledged yet, oldest first (minus `skip`):
+        sent again until it does (at least once; the station drops a repeated id)."""
         rows = session.execute(
             select(db.Command)
             .where(db.Command.station_id == station_id, db.Command.delivered_at.is_(None))
             .order_by(db.Command.seq)
         ).scalars().all()
-        taken: list[dict[str, object]] = []
-        now = self.now()
-        for row in rows:
-            claimed = session.execute(
-                update(db.Command)
-                .where(db.Command.id == row.id, db.Command.delivered_at.is_(None))
-                .values(delivered_at=now)
-            )
-            if getattr(claimed, "rowcount", 0) == 1:
-                taken.append(dict(row.payload))
+        return [dict(row.payload) for row in rows if not skip or row.id not in skip]
+
+    def ack_commands(self, session: Session, station_id: str, ids: list[str]) -> None:
+        """The station confirmed it received these commands (its own, by id)."""
+        if not ids:
+            return
+        session.execute(
+            update(db.Command)
+            .where(db.Command.station_id == station_id, db.Command.id.in_(ids), db.Command.delivered_at.is_(None))
+            .values(delivered_at=self.now())
+        )
         session.commit()
-        return taken
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -210,10 +210,14 @@ class ApiClient:
         response = self._request("POST", "/v2/runs", "uploading a run", json_body=body)
         return str(response.json()["id"])
 
-    def create_attachment(self, run_id: str, name: str) -> UploadTicket:
-        """The first attachment flow of api.md: create, then PUT the bytes, then finalize."""
+    def create_attachment(self, run_id: str, name: str, idempotency_key: str | None = None) -> UploadTicket:
+        """The first attachment flow of api.md: create, then PUT the bytes, then finalize.
+        With `idempotency_key`, a retried create returns the record the first one made
+        (a server that does not know the header ignores it)."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         ticket = UploadTicket.model_validate(self._request(
-            "POST", f"/v2/runs/{run_id}/attachments", f"creating attachment {name!r}", json_body={"name": name}).json())
+            "POST", f"/v2/runs/{run_id}/attachments", f"creating attachment {name!r}", json_body={"name": name},
+            headers=headers).json())
         if not ticket.upload_url.startswith(("http://", "https://")):
             ticket.upload_url = urljoin(self.server_url + "/", ticket.upload_url.lstrip("/"))
         return ticket

@@ -44,6 +44,7 @@ class StationConfig(BaseModel):
     drain_interval_s: float = Field(5.0, gt=0)
     heartbeat_interval_s: float = Field(30.0, gt=0)
     keep_versions: int = Field(3, ge=1, description="deployments kept per procedure")
+    keep_run_logs: int = Field(1000, ge=1, description="run logs (data/logs/*.jsonl) kept, newest first")
     git: GitSettings = Field(default_factory=GitSettings)
 
     @property

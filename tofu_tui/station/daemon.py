@@ -35,7 +35,7 @@ from tofu_tui.models.commands import (
     UiResponseCommand,
     parse_command,
 )
-from tofu_tui.models.events import ConnectivityChanged, ErrorEvent, Event
+from tofu_tui.models.events import ConnectivityChanged, ErrorEvent, Event, PhaseLog, RunFinished
 from tofu_tui.models.status import StationStatus
 from tofu_tui.procedure.execute import RunOptions, start_run
 from tofu_tui.procedure.load import ProcedureLoadError, load_procedure
@@ -51,14 +51,26 @@ from tofu_tui.station.config import (
 )
 from tofu_tui.station.control import CommandRefused, ControlServer
 from tofu_tui.station.deployments import ActiveVersion, DeploymentManager, ProcedureUnavailable
+from tofu_tui.station.housekeeping import prune_run_logs, remove_orphan_attachments
 from tofu_tui.station.ledger import CONNECTED, RUNNING, Ledger
 from tofu_tui.station.paths import StationPaths
 from tofu_tui.station.queue import AttachmentFile, Drainer, QueueError, UploadQueue
+from tofu_tui.station.seen_commands import SeenCommands
+from tofu_tui.station.service import REVOKED_EXIT_ENV
 from tofu_tui.station.stream import Presence
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_REVOKED = 75  # EX_TEMPFAIL: the service unit must not restart us (RestartPreventExitStatus)
+
+
+def process_exit_code(code: int) -> int:
+    """The process exit status for the daemon's result `code`: 75 for a revoked key,
+    unless the service definition asked for another (`service.REVOKED_EXIT_ENV`)."""
+    if code != EXIT_REVOKED:
+        return code
+    value = os.environ.get(REVOKED_EXIT_ENV, "").strip()
+    return int(value) if value.isdigit() and int(value) < 256 else code
 
 LEDGER_TICK_S = 15.0
 
@@ -152,7 +164,8 @@ class StationDaemon:
         self.presence = Presence(self.config.server_url, key, self.client, on_command=self._remote_command,
                                  on_connectivity=self._connectivity, on_revoked=self._revoked,
                                  heartbeat_body=self._heartbeat_body,
-                                 heartbeat_interval_s=self.config.heartbeat_interval_s, ca_cert=self.config.ca_cert)
+                                 heartbeat_interval_s=self.config.heartbeat_interval_s, ca_cert=self.config.ca_cert,
+                                 seen=SeenCommands(state_db.connect(self.paths.state_db)))
         self.drainer = Drainer(self.drain_queue, self.client, self._publish)
         for sink in self.extra_sinks:
             self.bus.add_sink(sink)
@@ -160,6 +173,8 @@ class StationDaemon:
         self.bus.add_sink(self._run_log)
         self.run_replay = RunReplay()
         self.bus.add_sink(self.run_replay.record)
+        self._close_interrupted_run()
+        self._housekeeping(startup=True)
         self.control = ControlServer(self.paths, self)
         await self.control.start()
         if self.handle_signals:
@@ -250,6 +265,44 @@ class StationDaemon:
         handle.write(line)
         if event.type in ("phase_finished", "run_finished"):
             handle.flush()
+
+    def _mark_in_flight(self, execution_id: str | None) -> None:
+        """Remember the run in flight in state.db, so the next start knows a crash cut it."""
+        if execution_id is None:
+            self.queue.conn.execute("DELETE FROM meta WHERE key = 'run_in_flight'")
+        else:
+            self.queue.conn.execute("INSERT INTO meta(key, value) VALUES ('run_in_flight', ?) "
+                                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (execution_id,))
+
+    def _close_interrupted_run(self) -> None:
+        """The previous daemon died during a run (kill -9, power loss): the dashboard and
+        any console saw it start and never end. End it for them, as ERROR, saying why;
+        it was never committed to the queue, so no run is uploaded."""
+        row = self.queue.conn.execute("SELECT value FROM meta WHERE key = 'run_in_flight'").fetchone()
+        if row is None:
+            return
+        execution_id = str(row["value"])
+        message = ("The station stopped during this run (crash, kill or power loss): the run was not recorded "
+                   "and will not be uploaded.")
+        self.say("warning", "run_interrupted", {"execution_id": execution_id, "message": message})
+        # seq 0: not the engine's events (its last seq died with it: the run log is
+        # flushed per phase, not per event).
+        self._publish(PhaseLog(execution_id=execution_id, level="ERROR", message=message))
+        self._publish(RunFinished(execution_id=execution_id, outcome="ERROR", run={}))
+        self._mark_in_flight(None)
+
+    def _housekeeping(self, *, startup: bool) -> None:
+        """Keep data/ bounded: old run logs after each run; orphaned attachment copies
+        (a process killed while enqueueing) at start."""
+        protect = [self.in_flight.execution_id] if self.in_flight else []
+        try:
+            prune_run_logs(self.paths.logs, self.config.keep_run_logs, protect)
+            if startup:
+                removed = remove_orphan_attachments(self.paths.attachments, self.queue.conn)
+                if removed:
+                    self.say("info", "orphan_attachments_removed", {"folders": removed})
+        except Exception as exc:  # housekeeping must never stop a run or the daemon
+            self.say("warning", "housekeeping_failed", {"message": f"{type(exc).__name__}: {exc}"})
 
     def _connectivity(self, connected: bool, detail: str | None) -> None:
         now = time.time()
@@ -413,6 +466,7 @@ class StationDaemon:
             raise
         flight = InFlight(handle=handle, version=version, execution_id=handle.execution_id)
         self.in_flight = flight
+        self._mark_in_flight(flight.execution_id)
         flight.task = asyncio.create_task(self._finish(flight))
         self.say("info", "run_accepted", {"execution_id": flight.execution_id, "procedure": version.procedure_name,
                                           "deployment_id": version.deployment_id, "sha": version.sha})
@@ -430,7 +484,9 @@ class StationDaemon:
             if log is not None:
                 log.close()
             self.in_flight = None
+            self._mark_in_flight(None)
             self.deployments.run_ended(flight.version)
+            self._housekeeping(startup=False)
             self._drain_now.set()
             if self.stopping:
                 self._stop.set()

@@ -284,7 +284,7 @@ class Drainer:
                 if attachments:  # without files the entry is deleted next: one write fewer
                     conn.execute("UPDATE queue SET run_id = ?, state = 'uploading' WHERE id = ?", (run_id, queue_id))
             for attachment in attachments:
-                self._upload_attachment(run_id, attachment)
+                self._upload_attachment(run_id, ref, attachment)
         except Unauthorized:
             raise
         except (Retryable, Unreachable) as exc:
@@ -304,16 +304,18 @@ class Drainer:
         self.emit(UploadSucceeded(queue_id=queue_id, client_run_ref=ref, run_id=str(run_id)))
         return True
 
-    def _upload_attachment(self, run_id: str, row: sqlite3.Row) -> None:
+    def _upload_attachment(self, run_id: str, ref: str, row: sqlite3.Row) -> None:
         """Create, PUT, finalize; each step recorded, so a retry resumes where it stopped
-        instead of attaching the file twice."""
+        instead of attaching the file twice. The create carries a key fixed by the entry
+        (its client_run_ref and the file's row), so a crash between the server's answer and
+        recording it makes the retry get the same attachment back, not a second one."""
         conn = self.queue.conn
         name, path = str(row["name"]), Path(row["path"])
         if not path.exists():
             raise Rejected(f"attachment {name!r}: its queued copy {path} is missing")
         server_id, url, step = row["server_id"], row["upload_url"], row["step"]
         if step == "new" or not server_id:
-            ticket = self.client.create_attachment(run_id, name)
+            ticket = self.client.create_attachment(run_id, name, idempotency_key=f"{ref}/attachment/{row['id']}")
             server_id, url, step = ticket.id, ticket.upload_url, "created"
             conn.execute("UPDATE queue_attachments SET server_id = ?, upload_url = ?, step = ? WHERE id = ?",
                          (server_id, url, step, row["id"]))

@@ -28,6 +28,12 @@ SERVICE_NAME = "tofu-tui"
 LAUNCHD_LABEL = "dev.tofu-tui.station"
 # The daemon's exit status when the server revoked its key: restarting cannot help.
 EXIT_REVOKED = 75
+# launchd and Task Scheduler cannot exempt one exit status from their restart policy
+# (systemd's RestartPreventExitStatus can): their definitions set this variable, and the
+# daemon then reports a revoked key with status 0, which neither restarts.
+REVOKED_EXIT_ENV = "TOFU_TUI_REVOKED_EXIT"
+# Task Scheduler's RestartOnFailure/Count is an unsignedByte: 255 is the most it takes.
+TASK_RESTART_COUNT = 255
 # The daemon lets the run in flight finish on the first SIGTERM; a bench run can take
 # many minutes, so the supervisor must wait that long before it kills.
 DEFAULT_STOP_TIMEOUT_S = 30 * 60
@@ -139,10 +145,10 @@ def launchd_plist(spec: ServiceSpec) -> bytes:
     job: dict[str, object] = {
         "Label": LAUNCHD_LABEL,
         "ProgramArguments": list(spec.command),
-        "EnvironmentVariables": spec.environment,
+        "EnvironmentVariables": {**spec.environment, REVOKED_EXIT_ENV: "0"},
         "RunAtLoad": True,
-        # Restart after a crash, not after a clean stop. launchd cannot exempt one exit
-        # status, so exit 75 (key revoked) is throttled rather than prevented.
+        # Restart after a crash, not after a clean stop or a revoked key (reported as 0,
+        # since launchd cannot exempt exit status 75 the way systemd does).
         "KeepAlive": {"SuccessfulExit": False},
         "ThrottleInterval": 30,
         "ExitTimeOut": spec.stop_timeout_s,
@@ -219,12 +225,13 @@ def windows_task_xml(spec: ServiceSpec) -> str:
         sub(settings, tag, text)
     restart = sub(settings, "RestartOnFailure")
     sub(restart, "Interval", "PT1M")
-    sub(restart, "Count", "999")
+    sub(restart, "Count", str(TASK_RESTART_COUNT))
     actions = sub(task, "Actions")
     actions.set("Context", "Author")
     exec_el = sub(actions, "Exec")
     program, *args = spec.command
-    env = {k: v for k, v in spec.environment.items() if k != "PYTHONUNBUFFERED"}
+    # A revoked key exits 0 (not 75): the task's restart-on-failure must not retry it.
+    env = {**{k: v for k, v in spec.environment.items() if k != "PYTHONUNBUFFERED"}, REVOKED_EXIT_ENV: "0"}
     if env:
         # A task has no environment block: set it in a cmd.exe wrapper.
         sets = " && ".join(f'set "{k}={v}"' for k, v in sorted(env.items()))

@@ -86,6 +86,12 @@ MIGRATIONS: list[str] = [
     ALTER TABLE queue_attachments ADD COLUMN upload_url TEXT;
     ALTER TABLE queue_attachments ADD COLUMN step TEXT NOT NULL DEFAULT 'new'
     """,
+    # 3: ids of the dashboard's commands already taken, so one sent again (the dashboard
+    # repeats a command until the station acknowledges it) is not run twice
+    """
+    CREATE TABLE seen_commands (id TEXT PRIMARY KEY, seen_at REAL NOT NULL);
+    CREATE INDEX seen_commands_seen_at ON seen_commands(seen_at)
+    """,
 ]
 
 

@@ -1,9 +1,12 @@
 """Presence: the WebSocket stream to the dashboard, with the HTTP heartbeat as fallback.
 
 Events go out live while the stream is open (each message capped at 60 kB: large
-events are shrunk, never allowed to break the connection); commands come in. The
-stream reconnects with jittered exponential backoff from 1 s to 60 s; while it is
-down the station reports presence and picks up commands by HTTP heartbeat.
+events are shrunk, never allowed to break the connection); while it is down they wait
+in a bounded outbox (`outbox.py`) and go out in order when it is back. Commands come
+in, are acknowledged by id, and a repeated id is dropped (the dashboard sends a command
+until it is acknowledged). The stream reconnects with jittered exponential backoff from
+1 s to 60 s; while it is down the station reports presence and picks up commands by
+HTTP heartbeat.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from websockets.asyncio.client import connect
 
 from tofu_tui.models.events import Event
 from tofu_tui.station.api_client import ApiClient, ApiError, Unauthorized
+from tofu_tui.station.outbox import Outbox
+from tofu_tui.station.seen_commands import SeenCommands
 
 log = logging.getLogger("tofu_tui.station.stream")
 
@@ -29,7 +34,9 @@ MAX_MESSAGE_BYTES = 60_000
 PING_INTERVAL_S = 15.0
 BACKOFF_MIN_S = 1.0
 BACKOFF_MAX_S = 60.0
-OUTBOX_LIMIT = 1000
+# A connection that died silently is noticed by the ping timeout: what was sent within
+# that long before the drop may not have arrived, so it is sent again.
+UNCONFIRMED_WINDOW_S = 2 * PING_INTERVAL_S + 5
 
 
 def reconnect_delay(failures: int, rand: Callable[[], float] = random.random) -> float:
@@ -88,7 +95,8 @@ class Presence:
                  on_connectivity: Callable[[bool, str | None], None],
                  on_revoked: Callable[[str], None],
                  heartbeat_body: Callable[[], dict[str, Any]],
-                 heartbeat_interval_s: float = 30.0, ca_cert: str | None = None) -> None:
+                 heartbeat_interval_s: float = 30.0, ca_cert: str | None = None,
+                 seen: SeenCommands | None = None) -> None:
         self.url = stream_url(server_url)
         self.api_key = api_key
         self.client = client
@@ -104,19 +112,21 @@ class Presence:
         self.http_ok = False
         self.connected = False
         self.detail: str | None = None
-        self._outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=OUTBOX_LIMIT)
+        self.outbox = Outbox(encode_event)
+        self._outbox_ready = asyncio.Event()
         self._last_heartbeat = float("-inf")
         self.connections = 0
+        # Commands are acknowledged by id as they arrive (the dashboard repeats one until
+        # then) and dropped when seen before; without a store, within this process only.
+        self.seen = seen
+        self._seen_here: set[str] = set()
+        self._unacked: set[str] = set()  # came by heartbeat; acked on the next one or the stream
 
     def publish(self, event: Event) -> None:
-        """Forward an event live; while the stream is down it is not kept (runs are in
-        the upload queue, the rest is live state only)."""
-        if not self.stream_open:
-            return
-        try:
-            self._outbox.put_nowait(encode_event(event))
-        except asyncio.QueueFull:
-            log.warning("stream outbox full: an event was dropped")
+        """Forward an event live; while the stream is down it waits in the bounded
+        outbox and goes out, in order, when the stream is back."""
+        self.outbox.put(event)
+        self._outbox_ready.set()
 
     def _update(self, detail: str | None) -> None:
         connected = self.stream_open or self.http_ok
@@ -149,18 +159,20 @@ class Presence:
                                max_size=4 * 1024 * 1024, ssl=self.ssl, proxy=None) as ws:
                 opened = True
                 self.connections += 1
-                while not self._outbox.empty():  # stale events from an earlier connection
-                    self._outbox.get_nowait()
+                self.outbox.connection_opened()
                 self.stream_open = True
                 self._update("stream open")
+                if self._unacked:
+                    await self._ack(ws, sorted(self._unacked))
                 sender = asyncio.create_task(self._send(ws))
                 try:
                     async for raw in ws:
-                        await self._receive(raw)
+                        await self._receive(raw, ws)
                 finally:
                     sender.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await sender
+                    self.outbox.connection_lost(UNCONFIRMED_WINDOW_S)
             detail = "the dashboard closed the stream"
         except websockets.exceptions.InvalidStatus as exc:
             detail = f"the dashboard refused the stream ({exc.response.status_code})"
@@ -172,24 +184,65 @@ class Presence:
 
     async def _send(self, ws: Any) -> None:
         while True:
-            message = await self._outbox.get()
-            await ws.send(message)
+            item = self.outbox.take()
+            if item is None:
+                self._outbox_ready.clear()
+                await self._outbox_ready.wait()
+                continue
+            try:
+                await ws.send(item.message)
+            except BaseException:
+                self.outbox.unsent(item)
+                raise
+            self.outbox.sent(item)
 
-    async def _receive(self, raw: str | bytes) -> None:
+    async def _receive(self, raw: str | bytes, ws: Any) -> None:
         try:
             message = json.loads(raw)
         except json.JSONDecodeError:
             return
         if isinstance(message, dict) and message.get("type") == "command" and isinstance(message.get("command"), dict):
-            await self.on_command(message["command"])
+            await self._command(message["command"], ws)
+
+    async def _ack(self, ws: Any, ids: list[str]) -> None:
+        try:
+            await ws.send(json.dumps({"type": "ack", "ids": ids}, separators=(",", ":")))
+        except websockets.exceptions.WebSocketException:
+            self._unacked.update(ids)  # the next connection or heartbeat carries them
+        else:
+            self._unacked.difference_update(ids)
+
+    def _first_time(self, command_id: str) -> bool:
+        if self.seen is not None:
+            return self.seen.first_time(command_id)
+        if command_id in self._seen_here:
+            return False
+        self._seen_here.add(command_id)
+        return True
+
+    async def _command(self, command: dict[str, Any], ws: Any | None) -> None:
+        """Acknowledge, then act once: taken and recorded before it runs, so a repeat
+        (the dashboard did not get the ack) is dropped even after a restart."""
+        command_id = command.get("id")
+        if isinstance(command_id, str) and command_id:
+            first = self._first_time(command_id)
+            if ws is not None:
+                await self._ack(ws, [command_id])
+            else:
+                self._unacked.add(command_id)
+            if not first:
+                log.info("command %s was already taken: dropped the repeat", command_id)
+                return
+        await self.on_command(command)
 
     async def _heartbeat_if_due(self) -> None:
         loop = asyncio.get_running_loop()
         if loop.time() - self._last_heartbeat < self.heartbeat_interval_s:
             return
         self._last_heartbeat = loop.time()
+        acks = sorted(self._unacked)
         try:
-            reply = await asyncio.to_thread(self.client.heartbeat, self.heartbeat_body())
+            reply = await asyncio.to_thread(self.client.heartbeat, {**self.heartbeat_body(), "acks": acks})
         except Unauthorized as exc:
             self.http_ok = False
             self._update(exc.message)
@@ -200,9 +253,10 @@ class Presence:
             self._update(exc.message)
             return
         self.http_ok = True
+        self._unacked.difference_update(acks)
         self._update("heartbeat (stream unavailable)")
         for command in reply.commands:
-            await self.on_command(command)
+            await self._command(command, None)
 
     def mark_http(self, ok: bool, detail: str | None = None) -> None:
         """Any API call's result says whether the server answers (used while the stream is down)."""

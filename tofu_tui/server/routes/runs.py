@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import ValidationError
 from sqlalchemy import Table, and_, asc, bindparam, delete, desc, func, insert, select
@@ -548,8 +548,47 @@ def safe_name(name: str) -> str:
     return cleaned
 
 
-def _new_attachment(request: Request, session: Session, state: ServerState, principal: Principal, name: str, run_id: str | None) -> schemas.AttachmentCreateOut:
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=255,
+        description="(ext) Retrying a create with the same key returns the same attachment (a fresh upload_url), "
+        "never a second one.",
+    ),
+]
+
+
+def _same_attachment(session: Session, principal: Principal, key: str) -> db.Attachment | None:
+    return session.execute(
+        select(db.Attachment).where(
+            db.Attachment.idempotency_key == key,
+            db.Attachment.owner_station_id.is_(None)
+            if principal.station_id is None
+            else db.Attachment.owner_station_id == principal.station_id,
+        )
+    ).scalar_one_or_none()
+
+
+def _replayed(request: Request, state: ServerState, attachment: db.Attachment, name: str, run_id: str | None) -> schemas.AttachmentCreateOut:
+    if attachment.name != name or (run_id is not None and attachment.run_id != run_id):
+        raise APIError(
+            409,
+            "idempotency_conflict",
+            "This Idempotency-Key was already used for another attachment: send a new key for a new file.",
+        )
+    return schemas.AttachmentCreateOut(id=attachment.id, upload_url=upload_url(request, state, attachment.id))
+
+
+def _new_attachment(
+    request: Request, session: Session, state: ServerState, principal: Principal, name: str, run_id: str | None,
+    idempotency_key: str | None = None,
+) -> schemas.AttachmentCreateOut:
     cleaned = safe_name(name)
+    if idempotency_key:
+        earlier = _same_attachment(session, principal, idempotency_key)
+        if earlier is not None:  # a retry whose first answer was lost (the station crashed, the network cut)
+            return _replayed(request, state, earlier, cleaned, run_id)
     attachment = db.Attachment(
         id=new_id(),
         run_id=run_id,
@@ -559,27 +598,37 @@ def _new_attachment(request: Request, session: Session, state: ServerState, prin
         status="pending",
         owner_station_id=principal.station_id,
         created_at=state.now(),
+        idempotency_key=idempotency_key or None,
     )
     session.add(attachment)
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:  # the same key, created concurrently: that one wins
+        session.rollback()
+        earlier = _same_attachment(session, principal, idempotency_key or "")
+        if earlier is None:
+            raise
+        return _replayed(request, state, earlier, cleaned, run_id)
     return schemas.AttachmentCreateOut(id=attachment.id, upload_url=upload_url(request, state, attachment.id))
 
 
 @router.post("/api/v2/runs/{id}/attachments", response_model=schemas.AttachmentCreateOut, tags=["attachments"])
 def create_run_attachment(
-    id: str, body: schemas.AttachmentCreateIn, request: Request, session: SessionDep, state: StateDep, principal: AnyKey
+    id: str, body: schemas.AttachmentCreateIn, request: Request, session: SessionDep, state: StateDep, principal: AnyKey,
+    idempotency_key: IdempotencyKey = None,
 ) -> schemas.AttachmentCreateOut:
     """Start an upload attached to a run: PUT the bytes to `upload_url`."""
     run = _readable(session, id, principal)
-    return _new_attachment(request, session, state, principal, body.name, run.id)
+    return _new_attachment(request, session, state, principal, body.name, run.id, idempotency_key)
 
 
 @router.post("/api/v2/attachments", response_model=schemas.AttachmentCreateOut, tags=["attachments"])
 def initialize_attachment(
-    body: schemas.AttachmentCreateIn, request: Request, session: SessionDep, state: StateDep, principal: AnyKey
+    body: schemas.AttachmentCreateIn, request: Request, session: SessionDep, state: StateDep, principal: AnyKey,
+    idempotency_key: IdempotencyKey = None,
 ) -> schemas.AttachmentCreateOut:
     """Start an upload not yet attached: PUT the bytes, then PATCH the run with its id."""
-    return _new_attachment(request, session, state, principal, body.name, None)
+    return _new_attachment(request, session, state, principal, body.name, None, idempotency_key)
 
 
 def _check_sig(state: ServerState, action: str, attachment_id: str, sig: str) -> None:

@@ -211,7 +211,12 @@ def heartbeat(body: schemas.HeartbeatIn, session: SessionDep, state: StateDep, p
     if body.cli_version:
         station.cli_version = body.cli_version
     session.commit()
-    return schemas.HeartbeatOut(server_time=state.now(), commands=state.take_commands(session, station.id))
+    if body.acks is None:  # a station that does not acknowledge: each command once
+        commands = state.take_commands(session, station.id)
+    else:
+        state.ack_commands(session, station.id, body.acks)
+        commands = state.pending_commands(session, station.id)
+    return schemas.HeartbeatOut(server_time=state.now(), commands=commands)
 
 
 @router.get("/api/v2/stations/{id}/uptime", response_model=schemas.UptimeOut, tags=["presence"])

@@ -1,13 +1,16 @@
-"""The station stream (WebSocket): events in, commands out, presence while open."""
+"""The station stream (WebSocket): events in, commands out (at least once: until the
+station acknowledges them), presence while open."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from tofu_tui.server import db
@@ -64,20 +67,35 @@ def _touch(state: ServerState, station_id: str) -> None:
 
 
 def _store_event(state: ServerState, station_id: str, event: dict[str, Any]) -> None:
+    digest = hashlib.sha256(json.dumps(event, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     with state.sessions() as session:
         now = state.now()
-        session.add(
-            db.StationEvent(station_id=station_id, received_at=now, type=str(event["type"])[:64], payload=event)
-        )
         station = session.get(db.Station, station_id)
         if station is not None:
             station.last_seen_at = now
-        session.commit()
+        session.add(
+            db.StationEvent(
+                station_id=station_id, received_at=now, type=str(event["type"])[:64], payload=event, digest=digest
+            )
+        )
+        try:
+            session.commit()
+        except IntegrityError:  # sent again after a reconnect: already stored
+            session.rollback()
+            _touch(state, station_id)
 
 
-def _take(state: ServerState, station_id: str) -> list[dict[str, object]]:
+def _pending(state: ServerState, station_id: str, sent: set[str]) -> list[dict[str, object]]:
     with state.sessions() as session:
-        return state.take_commands(session, station_id)
+        return state.pending_commands(session, station_id, skip=sent)
+
+
+def _ack(state: ServerState, station_id: str, ids: list[str]) -> None:
+    with state.sessions() as session:
+        state.ack_commands(session, station_id, ids)
+
+
+MAX_ACK_IDS = 1000
 
 
 @router.websocket("/api/cli/stream")
@@ -100,6 +118,16 @@ async def stream(websocket: WebSocket) -> None:
     presence_id = await run_in_threadpool(_open_presence, state, station_id)
     cap = state.settings.max_stream_message_bytes
 
+    # Commands are marked delivered only when the station acknowledges them ({"type":
+    # "ack", "ids": [...]}): one whose send fails, or whose connection drops before the
+    # ack, goes out again on the next connection or heartbeat. Each goes once a connection.
+    sent: set[str] = set()
+
+    async def send_pending() -> None:
+        for command in await run_in_threadpool(_pending, state, station_id, sent):
+            await websocket.send_json({"type": "command", "command": command})
+            sent.add(str(command["id"]))
+
     async def send_commands() -> None:
         while True:
             try:
@@ -107,10 +135,11 @@ async def stream(websocket: WebSocket) -> None:
             except TimeoutError:
                 await websocket.send_json({"type": "ping"})
                 await run_in_threadpool(_touch, state, station_id)
+                # Also catches a command whose wake-up was missed.
+                await send_pending()
                 continue
             wake.clear()
-            for command in await run_in_threadpool(_take, state, station_id):
-                await websocket.send_json({"type": "command", "command": command})
+            await send_pending()
 
     async def receive_events() -> None:
         while True:
@@ -138,6 +167,9 @@ async def stream(websocket: WebSocket) -> None:
                 await run_in_threadpool(_touch, state, station_id)
             elif kind == "pong":
                 await run_in_threadpool(_touch, state, station_id)
+            elif kind == "ack" and isinstance(data.get("ids"), list):
+                ids = [i for i in data["ids"][:MAX_ACK_IDS] if isinstance(i, str)]
+                await run_in_threadpool(_ack, state, station_id, ids)
             elif kind == "event" and isinstance(data.get("event"), dict) and isinstance(data["event"].get("type"), str):
                 await run_in_threadpool(_store_event, state, station_id, data["event"])
             else:
@@ -147,9 +179,8 @@ async def stream(websocket: WebSocket) -> None:
 
     sender: asyncio.Task[None] | None = None
     try:
-        # Whatever queued while the station was away goes first, before anything else.
-        for command in await run_in_threadpool(_take, state, station_id):
-            await websocket.send_json({"type": "command", "command": command})
+        # Whatever queued (or went unacknowledged) while the station was away goes first.
+        await send_pending()
         sender = asyncio.create_task(send_commands())
         await receive_events()
     except (WebSocketDisconnect, RuntimeError):
