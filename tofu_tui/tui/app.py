@@ -123,7 +123,9 @@ class StationConsole(App[None]):
     """
 
     BINDINGS: ClassVar = [
-        Binding("r", "start_run", "Run"),
+        # Priority: run in key order by the app, so a scan typed right after `r` waits
+        # for the identify form instead of going to the procedure table.
+        Binding("r", "start_run", "Run", priority=True),
         Binding("x", "stop_run", "Stop"),
         Binding("K", "kill_run", "Kill", show=False),
         Binding("a", "answer", "Answer"),
@@ -353,8 +355,8 @@ class StationConsole(App[None]):
         table.display = entry is not None
 
     @on(DataTable.RowSelected, "#procedures")
-    def _procedure_selected(self) -> None:
-        self.action_start_run()
+    async def _procedure_selected(self) -> None:
+        await self.action_start_run()
 
     # --- events --------------------------------------------------------------------------
 
@@ -477,7 +479,7 @@ class StationConsole(App[None]):
             self.notify(done)
         return reason
 
-    def action_start_run(self) -> None:
+    async def action_start_run(self) -> None:
         procedure = self.main_screen.query_one(ProcedureTable).selected()
         if procedure is None:
             self.notify("No procedure is linked to this station: link one on the dashboard, then pull.", severity="warning")
@@ -503,7 +505,8 @@ class StationConsole(App[None]):
                 self.show_view("run")
             return reason
 
-        self.push_screen(
+        # Awaited: keys typed right after `r` (a scan) reach the form's first field.
+        await self.push_screen(
             PromptForm(
                 f"Identify unit · {procedure.name}",
                 identify_components(self.last_unit),

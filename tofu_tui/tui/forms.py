@@ -8,6 +8,8 @@ reason the station gives when it refuses an answer, under the field it names.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import re
 from collections.abc import Awaitable, Callable
@@ -326,12 +328,25 @@ class PromptForm(ModalScreen[bool]):
     its code with Enter), else it moves to the first field that needs attention.
     Escape puts the prompt aside; it stays open on the station and `a` brings it
     back. Dismisses with True once the station accepted the answer.
+
+    A barcode scanner types a whole burst (`SN123<Tab>PN456<Enter>`) faster than the
+    fields take it. Textual hands each key to the field focused when the app reads the
+    key, while that field handles its keys later, from its own queue: a Tab would move
+    the focus only after the app had already handed the next code to the old field.
+    So Tab, shift+Tab and Enter are priority bindings here: the app runs them in key
+    order, and each first waits until the focused field has taken the keys before it.
     """
 
     BINDINGS: ClassVar = [
         Binding("ctrl+s", "submit", "Submit"),
         Binding("escape", "later", "Later"),
+        Binding("tab", "next_field", "Next field", show=False, priority=True),
+        Binding("shift+tab", "previous_field", "Previous field", show=False, priority=True),
+        Binding("enter", "enter", "Submit", show=False, priority=True),
     ]
+    # How long a key waits for the field before it to catch up (it takes microseconds;
+    # the bound only keeps a wedged widget from freezing the keyboard).
+    CATCH_UP_S = 1.0
 
     DEFAULT_CSS = """
     PromptForm { align: center middle; }
@@ -505,11 +520,10 @@ class PromptForm(ModalScreen[bool]):
         yield error
 
     def on_mount(self) -> None:
+        # Focus moves at once here (`set_focus`), not later as `widget.focus()` does:
+        # keys already waiting in the app (a scan) must find the field they belong to.
         first = next((f.widget for f in self.fields if f.widget is not None and f.widget.focusable), None)
-        if first is not None:
-            first.focus()
-        else:
-            self.query_one("#submit", Button).focus()
+        self.set_focus(first if first is not None else self.query_one("#submit", Button))
 
     # --- live updates ------------------------------------------------------------
 
@@ -555,7 +569,7 @@ class PromptForm(ModalScreen[bool]):
                         message = message[len(label) + 2 :]
                     field.flag(message)
                     if not focused and field.widget is not None:
-                        field.widget.focus()
+                        self.set_focus(field.widget)
                         focused = True
 
     async def action_submit(self) -> None:
@@ -564,7 +578,7 @@ class PromptForm(ModalScreen[bool]):
         problem = self.precheck()
         if problem is not None:
             if problem.widget is not None:
-                problem.widget.focus()
+                self.set_focus(problem.widget)
             return
         self._busy = True
         try:
@@ -578,6 +592,41 @@ class PromptForm(ModalScreen[bool]):
 
     def action_later(self) -> None:
         self.dismiss(False)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "enter":
+            # Only a one-line field submits on Enter; elsewhere Enter keeps its own
+            # meaning (press a button, open a select, a new line in a text area).
+            return isinstance(self.focused, Input)
+        return True
+
+    async def _catch_up(self) -> None:
+        """Return once the focused widget has handled every key already sent to it."""
+        widget = self.focused
+        if widget is None:
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def mark() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        # A callback queued behind those keys runs after them.
+        if widget.call_later(mark):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done, self.CATCH_UP_S)
+
+    async def action_next_field(self) -> None:
+        await self._catch_up()
+        self.focus_next()
+
+    async def action_previous_field(self) -> None:
+        await self._catch_up()
+        self.focus_previous()
+
+    async def action_enter(self) -> None:
+        await self._catch_up()
+        await self.action_submit()
 
     @on(Input.Submitted)
     async def _enter(self, event: Input.Submitted) -> None:
