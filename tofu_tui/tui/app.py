@@ -50,6 +50,7 @@ from tofu_tui.models.events import (
     UploadSucceeded,
 )
 from tofu_tui.models.status import StationStatus
+from tofu_tui.procedure.prompts import IDENTIFY_KEY
 from tofu_tui.tui.backend import StationBackend
 from tofu_tui.tui.dialogs import ConfirmScreen, HelpScreen
 from tofu_tui.tui.forms import PromptForm, identify_components
@@ -187,7 +188,7 @@ class StationConsole(App[None]):
         self.status: StationStatus | None = None
         self.status_error: str | None = None
         self.view = "station"
-        self.last_unit: dict[str, Any] = {}
+        self.last_unit: dict[str, dict[str, Any]] = {}  # per procedure: what the operator typed last
         self.set_aside: set[str] = set()  # prompts the operator put aside
         self.answered: set[str] = set()  # accepted answers, until the engine closes them
         self._status_pending = False
@@ -491,17 +492,32 @@ class StationConsole(App[None]):
             self.notify(f"{procedure.name} has no working deployment yet: press p to pull.", severity="warning")
             return
 
+        unit = procedure.unit
+        if unit is not None and unit.auto_identify:
+            # The procedure names its unit itself (`auto_identify`): nothing to ask, the
+            # engine takes the defaults, as `tofu-tui run` does in a terminal.
+            if await self.send(RunCommand(procedure_id=procedure.id)) is None:
+                serial = unit.serial_number.default_value if unit.serial_number else None
+                self.notify(f"{procedure.name}: started for {serial or 'its default unit'} (auto-identify).")
+                self.show_view("run")
+            return
+        last = self.last_unit.setdefault(procedure.id, {})
+
         async def submit(values: dict[str, Any]) -> str | None:
+            identify = {k: v for k, v in values.items() if k.startswith(("sub_unit:", "metadata:"))}
             command = RunCommand(
                 procedure_id=procedure.id,
                 serial_number=values.get("serial_number"),
                 part_number=values.get("part_number"),
                 revision_number=values.get("revision_number"),
                 batch_number=values.get("batch_number"),
+                ui_values={IDENTIFY_KEY: identify} if identify else None,
             )
             reason = await self.send_quietly(command)
             if reason is None:
-                self.last_unit = {k: v for k, v in values.items() if k != "serial_number"}
+                # Serials change with every unit; the rest is kept for the next one.
+                last.clear()
+                last.update({k: v for k, v in values.items() if k != "serial_number" and not k.startswith("sub_unit:")})
                 self.show_view("run")
             return reason
 
@@ -509,7 +525,7 @@ class StationConsole(App[None]):
         await self.push_screen(
             PromptForm(
                 f"Identify unit · {procedure.name}",
-                identify_components(self.last_unit),
+                identify_components(unit, last),
                 submit,
                 submit_label="Start run",
                 later_label="Cancel",

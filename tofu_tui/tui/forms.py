@@ -38,6 +38,8 @@ from textual.widgets import (
     TextArea,
 )
 
+from tofu_tui.models.status import UnitField, UnitInfo
+
 INPUT_TYPES = frozenset(
     {"text_input", "number_input", "switch", "textarea", "radio", "select", "multiselect", "checklist", "slider"}
 )
@@ -653,13 +655,44 @@ class PromptForm(ModalScreen[bool]):
                 field.flag(None)
 
 
-def identify_components(last: dict[str, Any]) -> list[dict[str, Any]]:
-    """The identify-unit form (§9): serial and part required, revision and batch
-    optional. The last part/revision/batch stay filled in, so scanning a serial
-    and its Enter is all a repeat run needs."""
-    return [
-        {"type": "text_input", "key": "serial_number", "label": "Serial number", "required": True, "placeholder": "scan or type"},
-        {"type": "text_input", "key": "part_number", "label": "Part number", "required": True, "default_value": last.get("part_number")},
-        {"type": "text_input", "key": "revision_number", "label": "Revision", "default_value": last.get("revision_number")},
-        {"type": "text_input", "key": "batch_number", "label": "Batch", "default_value": last.get("batch_number")},
-    ]
+IDENTIFY_LABELS = {
+    "serial_number": "Serial number",
+    "part_number": "Part number",
+    "revision_number": "Revision",
+    "batch_number": "Batch",
+}
+
+
+def _identify_field(key: str, label: str, config: UnitField | None, required: bool, value: Any) -> dict[str, Any]:
+    config = config or UnitField()
+    field: dict[str, Any] = {"type": "text_input", "key": key, "label": label, "required": required}
+    field["default_value"] = value if value not in (None, "") else config.default_value
+    for name in ("placeholder", "description", "min_length", "max_length", "pattern"):
+        if getattr(config, name) is not None:
+            field[name] = getattr(config, name)
+    return field
+
+
+def identify_components(unit: UnitInfo | None, last: dict[str, Any]) -> list[dict[str, Any]]:
+    """The identify-unit form, the engine's (procedure-format §9): serial and part
+    (required), revision and batch if declared, each sub-unit serial (required), then
+    the metadata fields (optional, alphabetical), each prefilled from the procedure's
+    `default_value`. What the operator typed last for this procedure (all but the
+    serials) wins over the default, so scanning a serial and its Enter is all a
+    repeat run needs. `unit` None (a station that does not say): serial, part,
+    revision and batch, no defaults."""
+    known = unit or UnitInfo()
+    fields = [_identify_field("serial_number", "Serial number", known.serial_number, True, None)]
+    fields[0].setdefault("placeholder", "scan or type")
+    fields.append(_identify_field("part_number", "Part number", known.part_number, True, last.get("part_number")))
+    for name in ("revision_number", "batch_number"):
+        config = getattr(known, name)
+        if unit is None or config is not None:
+            fields.append(_identify_field(name, IDENTIFY_LABELS[name], config, False, last.get(name)))
+    for sub_unit in known.sub_units:
+        fields.append(
+            _identify_field(f"sub_unit:{sub_unit.key}", f"{sub_unit.label} serial number", sub_unit.serial_number, True, None)
+        )
+    for key in sorted(known.metadata):
+        fields.append(_identify_field(f"metadata:{key}", key, known.metadata[key], False, last.get(f"metadata:{key}")))
+    return fields
