@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import events, on, work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, ComposeResult, ScreenError, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
@@ -73,6 +73,15 @@ NARROW_BELOW = 120
 # Event handling runs in slices so keys and redraws get the loop between them.
 CONSUME_SLICE_S = 0.004
 CONSUME_PAUSE_S = 0.004
+
+# An attached console follows a daemon that restarts (an upgrade, a crash under
+# systemd's Restart=): it tries again after 0.25 s, doubling up to 5 s.
+RECONNECT_FIRST_S = 0.25
+RECONNECT_MAX_S = 5.0
+RECONNECT_PROBE_TIMEOUT_S = 5.0
+# A run that was in flight when its daemon went away and is not in flight after: its
+# end was never seen (kill -9, power loss), so the console says so instead of RUNNING.
+LOST = "LOST"
 
 STATION_EVENTS = (DeploymentPulled, UploadQueued, UploadSucceeded, UploadParked, UploadBackoff, ConnectivityChanged)
 
@@ -193,6 +202,7 @@ class StationConsole(App[None]):
         self.answered: set[str] = set()  # accepted answers, until the engine closes them
         self._status_pending = False
         self._subscription: asyncio.Task[None] | None = None
+        self.reconnecting: str | None = None  # what the header says while the daemon is away
 
     # --- layout ----------------------------------------------------------------------
 
@@ -280,17 +290,18 @@ class StationConsole(App[None]):
 
     def flush(self) -> None:
         """Draw what the events since the last tick changed."""
-        with contextlib.suppress(NoMatches):  # a tick can land while the app unmounts
+        with contextlib.suppress(NoMatches, IndexError):  # a tick can land while the app unmounts
             self.main_screen.query_one(RunPanel).sync(self.clock())
 
     def _redraw_header(self) -> None:
-        with contextlib.suppress(NoMatches):
+        with contextlib.suppress(NoMatches, IndexError):
             self._header().show(
                 self.status,
                 self.clock(),
                 self.backend.mode,
                 reachable=self.status_error is None,
                 error=self.status_error,
+                reconnecting=self.reconnecting,
             )
 
     def _header(self) -> StationHeader:
@@ -362,22 +373,75 @@ class StationConsole(App[None]):
     # --- events --------------------------------------------------------------------------
 
     async def _consume(self) -> None:
+        """Follow the station's events; attached, follow the daemon across restarts."""
         loop = asyncio.get_running_loop()
+        delay = RECONNECT_FIRST_S
+        while True:
+            subscribed_at = loop.time()
+            try:
+                await self._follow(loop)
+            except Exception as exc:
+                reason = str(exc) or type(exc).__name__
+            else:
+                reason = "The station closed the connection."
+            if self.backend.mode != "attached":
+                # In process, the events end only when the station does.
+                self.status_error = f"{reason} Restart tofu-tui."
+                self._redraw_header()
+                return
+            if loop.time() - subscribed_at > RECONNECT_MAX_S:
+                delay = RECONNECT_FIRST_S  # it was up a while: a fresh outage
+            status, delay = await self._reconnect(delay)
+            self._reconnected(status)
+
+    async def _follow(self, loop: asyncio.AbstractEventLoop) -> None:
         slice_end = loop.time() + CONSUME_SLICE_S
-        try:
-            async for event in self.backend.events():
-                self.handle_event(event)
-                if loop.time() >= slice_end:
-                    # A flood arrives without pauses. A key press travels through
-                    # several message queues, each needing a turn of the loop:
-                    # a real pause (not sleep(0)) lets all of them run.
-                    await asyncio.sleep(CONSUME_PAUSE_S)
-                    slice_end = loop.time() + CONSUME_SLICE_S
-        except Exception as exc:
-            self.status_error = str(exc) or type(exc).__name__
-        else:
-            self.status_error = "The station closed the connection. Restart tofu-tui to attach again."
-        self._redraw_header()
+        async for event in self.backend.events():
+            self.handle_event(event)
+            if loop.time() >= slice_end:
+                # A flood arrives without pauses. A key press travels through
+                # several message queues, each needing a turn of the loop:
+                # a real pause (not sleep(0)) lets all of them run.
+                await asyncio.sleep(CONSUME_PAUSE_S)
+                slice_end = loop.time() + CONSUME_SLICE_S
+
+    async def _reconnect(self, delay: float) -> tuple[StationStatus, float]:
+        """Try the daemon with a growing pause until it answers; the header says so."""
+        tries = 0
+        while True:
+            tries += 1
+            self.reconnecting = "daemon restarting… reconnecting" + (f" (try {tries}, every {delay:g}s)" if tries > 1 else "")
+            self._redraw_header()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MAX_S)
+            try:
+                async with asyncio.timeout(RECONNECT_PROBE_TIMEOUT_S):
+                    return await self.backend.status(), delay
+            except Exception:  # still away: try again later
+                continue
+
+    def _reconnected(self, status: StationStatus) -> None:
+        """Back on a (maybe new) daemon: drop what only the old one knew. Its
+        subscription replays the run in flight and its open prompts."""
+        self.reconnecting = None
+        self.status_error = None
+        run = self.state.run
+        if run is not None and run.running and status.run_in_flight != run.execution_id:
+            run.outcome = LOST
+            self.state.version += 1
+            self.notify(
+                "The run in progress did not finish: the station daemon stopped during it. "
+                "It is not on the dashboard; run the unit again.",
+                severity="error",
+                timeout=15,
+            )
+        self.state.prompts.clear()
+        self.answered.clear()
+        self.set_aside.clear()
+        for form in self._open_forms():
+            self._close_form(form)  # a replayed prompt opens again
+        self.show_status(status)
+        self.notify("Reconnected to the station daemon.")
 
     def handle_event(self, event: Event) -> None:
         self.state.apply(event)
@@ -394,7 +458,7 @@ class StationConsole(App[None]):
         elif isinstance(event, UiClosed):
             for form in self._open_forms():
                 if form.request_id == event.request_id:
-                    form.dismiss(True)
+                    self._close_form(form)
                     if event.reason != "answered":
                         self.notify(f"The prompt closed: {event.reason}.", severity="warning")
             self.set_aside.discard(event.request_id)
@@ -415,6 +479,13 @@ class StationConsole(App[None]):
             if isinstance(event, UploadParked):
                 self.notify(f"Upload #{event.queue_id} parked: {event.error}", severity="error", timeout=10)
             self.request_status()
+
+    def _close_form(self, form: PromptForm) -> None:
+        # `dismiss` pops the top screen, whichever it is: the palette over the form goes first.
+        with contextlib.suppress(ScreenError):
+            if form is not self.screen:
+                form.pop_until_active()
+            form.dismiss(True)
 
     def _open_forms(self) -> list[PromptForm]:
         return [screen for screen in self.screen_stack if isinstance(screen, PromptForm) and screen.request_id]
