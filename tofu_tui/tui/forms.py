@@ -144,6 +144,23 @@ class Field:
                 result.append((str(option), str(option)))
         return result
 
+    def captions(self) -> list[tuple[str, Text]]:
+        """(value, what the operator reads): the label, and an option's picture as the
+        file it names (a terminal shows no pictures; see `image_caption`)."""
+        raw = self.component.get("options") or []
+        result = []
+        for (value, label), option in zip(self.options(), raw, strict=True):
+            caption = Text(label)
+            image = option.get("image") if isinstance(option, dict) else None
+            if image:
+                caption.append(f"  {image_caption(str(image))}", style="italic")
+            result.append((value, caption))
+        return result
+
+    @property
+    def has_option_images(self) -> bool:
+        return any(isinstance(option, dict) and option.get("image") for option in self.component.get("options") or [])
+
     # --- values ---------------------------------------------------------------
 
     def read(self) -> Any:
@@ -277,11 +294,16 @@ def display_content(component: dict[str, Any]) -> Text:
     kind = component.get("type")
     content = component.get("default_value")
     if kind == "image":
-        text = Text("🖼  ", style="bright_black")
+        text = Text("Picture: ", style="bright_black")
         alt = component.get("label") or component.get("description")
         text.append(str(alt or "image"), style="bold")
         if content:
-            text.append(f"  {content}", style="bright_black underline")
+            reference = str(content)
+            if reference.startswith("data:"):
+                text.append("  (embedded; not shown in a terminal)", style="bright_black")
+            else:
+                text.append(f"  {reference}", style="bright_black underline")
+                text.append(f"\n{NO_PICTURES_URL if _is_url(reference) else NO_PICTURES_FILE}", style="bright_black")
         return text
     text = Text(str(content if content is not None else component.get("label") or ""))
     colour = component.get("color")
@@ -290,6 +312,31 @@ def display_content(component: dict[str, Any]) -> Text:
     if component.get("size") in ("lg", "xl", "2xl", "3xl", "4xl"):
         text.stylize("bold")
     return text
+
+
+# A terminal over SSH (256 colours, no graphics protocol) cannot show a picture, so
+# the console names the file and says where to look, rather than leave an operator
+# choosing between bare labels.
+NO_PICTURES_FILE = "(not shown in a terminal; the file is in the procedure's folder)"
+NO_PICTURES_URL = "(not shown in a terminal; open the link in a browser)"
+NO_PICTURES_OPTIONS = "[…] names each option's picture (not shown in a terminal)."
+IMAGE_CAPTION_WIDTH = 40
+
+
+def _is_url(reference: str) -> bool:
+    return reference.startswith(("http://", "https://"))
+
+
+def image_caption(reference: str) -> str:
+    """An option's picture as a short caption: the file it names, its tail kept when
+    long (the file name is what tells pictures apart)."""
+    if reference.startswith("data:"):
+        return "[embedded picture]"
+    if len(reference) > IMAGE_CAPTION_WIDTH:
+        tail = reference[-(IMAGE_CAPTION_WIDTH - 1) :]
+        cut = tail.find("/")
+        reference = "…" + (tail[cut:] if 0 <= cut < len(tail) - 1 else tail)  # whole folder names
+    return f"[{reference}]"
 
 
 # §2.5 colour names mapped to ANSI colours (readable on 256- and 16-colour terminals).
@@ -401,6 +448,7 @@ class PromptForm(ModalScreen[bool]):
         self.later_label = later_label
         self.fields: list[Field] = []
         self._busy = False
+        self._pictures_explained = False
 
     # --- building ----------------------------------------------------------------
 
@@ -493,18 +541,18 @@ class PromptForm(ModalScreen[bool]):
                     caption.append(" *", style="red")
                 yield Static(caption, classes="affix")
         elif kind == "radio":
-            options = Field(component, key, None, None).options()
-            widget = RadioSet(*[RadioButton(text, value=str(value) == option) for option, text in options], id=wid, compact=True)
+            captions = Field(component, key, None, None).captions()
+            widget = RadioSet(*[RadioButton(text, value=str(value) == option) for option, text in captions], id=wid, compact=True)
             yield widget
         elif kind == "select":
-            options = Field(component, key, None, None).options()
-            chosen = str(value) if value is not None and any(str(value) == o for o, _ in options) else Select.NULL
-            widget = Select([(text, option) for option, text in options], value=chosen, id=wid, allow_blank=True, prompt=str(component.get("placeholder") or "Choose…"), compact=True)
+            captions = Field(component, key, None, None).captions()
+            chosen = str(value) if value is not None and any(str(value) == o for o, _ in captions) else Select.NULL
+            widget = Select([(text, option) for option, text in captions], value=chosen, id=wid, allow_blank=True, prompt=str(component.get("placeholder") or "Choose…"), compact=True)
             yield widget
         elif kind in ("multiselect", "checklist"):
-            options = Field(component, key, None, None).options()
+            captions = Field(component, key, None, None).captions()
             ticked = set(value.split(",") if isinstance(value, str) else [str(v) for v in value or []])
-            widget = SelectionList[str](*[(text, option, option in ticked) for option, text in options], id=wid, compact=True)
+            widget = SelectionList[str](*[(text, option, option in ticked) for option, text in captions], id=wid, compact=True)
             yield widget
         else:  # slider
             low = _number(component.get("min"))
@@ -517,6 +565,9 @@ class PromptForm(ModalScreen[bool]):
             yield widget
         if description:
             yield Static(Text(str(description)), classes="help")
+        if Field(component, key, None, None).has_option_images and not self._pictures_explained:
+            self._pictures_explained = True  # once a form is enough
+            yield Static(Text(NO_PICTURES_OPTIONS), classes="help")
         error = Static(classes="error", id=f"error-{index}")
         self.fields.append(Field(component, key, widget, error))
         yield error
