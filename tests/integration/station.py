@@ -54,14 +54,15 @@ class Station:
         return {"TOFU_TUI_HOME": str(self.home)}
 
 
-def enrolled_station(server: RealServer, tmp_path: Path, name: str = "Bench 7") -> Station:
+def enrolled_station(server: RealServer, tmp_path: Path, name: str = "Bench 7",
+                     procedure_yaml: str = PROCEDURE_YAML) -> Station:
     """A station enrolled on `server` with `Board test` linked and deployed."""
     home = tmp_path / "station"
     station_id, token = server.station(name)
     login = run_cli(["login", "--url", server.url], env={"TOFU_TUI_HOME": str(home), "TOFU_TUI_TOKEN": token})
     assert login.returncode == 0, login.stderr
     repo = Repo(tmp_path / "repo")
-    repo.commit({"procedure.yaml": PROCEDURE_YAML, "phases.py": PHASES_PY}, "Board test: power and visual check")
+    repo.commit({"procedure.yaml": procedure_yaml, "phases.py": PHASES_PY}, "Board test: power and visual check")
     procedure_id = server.procedure("Board test", repo.url, station_id)
     deployment_id = server.deploy(procedure_id)
     return Station(server, home, station_paths(home), station_id, procedure_id, deployment_id)

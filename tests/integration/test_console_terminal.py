@@ -55,17 +55,22 @@ def test_console_attaches_to_the_daemon_and_quit_detaches(station: Station) -> N
         assert daemon.proc.poll() is None
         wait_until(lambda: json.loads(run_cli(["status", "--json"], env=station.env).stdout)["daemon_running"],
                    timeout=10, what="the daemon answering")
-        # Attached again, then the daemon stops: the console says so and still quits cleanly.
+        # Attached again, then the daemon restarts: the console says it is reconnecting,
+        # attaches to the new daemon by itself, and still quits cleanly.
         console = Terminal([], station.env)
         try:
             console.wait_for("attached")
             daemon.signal(signal.SIGTERM)
             assert daemon.wait(30) == 0
-            console.wait_for("The station closed the connection")
+            console.wait_for("daemon restarting… reconnecting")
+            daemon = Daemon(station.home)
+            daemon.event("daemon_started")
+            console.wait_for("Reconnected to the station daemon")
             console.press("q")
             assert console.wait(30) == 0
         finally:
             console.close()
+        assert daemon.proc.poll() is None
     finally:
         daemon.stop()
 

@@ -257,3 +257,23 @@ def led_prompt() -> list[Event]:
         ),
     ]
     return events
+
+
+def picture_prompt() -> list[Event]:
+    """A run waiting on a prompt with a reference picture and picture options."""
+    events = run_in_progress()
+    events += [
+        PhaseStarted(execution_id=EXEC, seq=90, ts=ts(4.0), phase_key="led_check", phase_name="LED Check"),
+        prompt_request(
+            [
+                {"type": "image", "key": "reference", "label": "LED D4, lit", "default_value": "media/led_d4_lit.png"},
+                {"type": "radio", "key": "led", "label": "Which colour is D4?", "required": True,
+                 "options": [
+                     {"value": "green", "label": "Green", "image": "media/led_green.png"},
+                     {"value": "red", "label": "Red", "image": "media/led_red.png"},
+                     {"value": "off", "label": "Off", "image": "media/led_off.png"},
+                 ]},
+            ]
+        ),
+    ]
+    return events

@@ -62,3 +62,8 @@ def test_offline_with_queue_backlog(size: tuple[int, int], snap_compare: Callabl
 def test_uptime_with_outages(size: tuple[int, int], snap_compare: Callable[..., bool]) -> None:
     status = scenarios.idle_status(uptime=scenarios.outage_uptime())
     assert snapshot_of(ScriptedBackend(status), size, snap_compare)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_prompt_with_pictures(size: tuple[int, int], snap_compare: Callable[..., bool]) -> None:
+    assert snapshot_of(ScriptedBackend(scenarios.idle_status(), scenarios.picture_prompt()), size, snap_compare)

@@ -25,6 +25,36 @@ class DeploymentInfo(BaseModel):
     error: str | None = None
 
 
+class UnitField(BaseModel):
+    """One identify field as the procedure's `unit` section declares it."""
+
+    default_value: str | None = None
+    placeholder: str | None = None
+    description: str | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    pattern: str | None = None
+
+
+class SubUnit(BaseModel):
+    key: str
+    label: str
+    serial_number: UnitField | None = None
+
+
+class UnitInfo(BaseModel):
+    """The `unit` section of a procedure's active version (procedure-format §2.1): what
+    a front end needs to build the identify form, or to skip it (`auto_identify`)."""
+
+    auto_identify: bool = False
+    serial_number: UnitField | None = None
+    part_number: UnitField | None = None
+    revision_number: UnitField | None = None
+    batch_number: UnitField | None = None
+    sub_units: list[SubUnit] = Field(default_factory=list)
+    metadata: dict[str, UnitField] = Field(default_factory=dict)
+
+
 class LinkedProcedure(BaseModel):
     id: str
     name: str
@@ -32,6 +62,9 @@ class LinkedProcedure(BaseModel):
     active: DeploymentInfo | None = None
     staged: DeploymentInfo | None = None
     runs_today: int = 0
+    # The active version's `unit` section (empty when it declares none); None when
+    # unknown (no active version, or it cannot be read).
+    unit: UnitInfo | None = None
 
 
 class QueueEntry(BaseModel):

@@ -19,11 +19,12 @@ from datetime import datetime
 from pathlib import Path
 
 from tofu_tui.models.events import DeploymentPulled, Event
-from tofu_tui.models.status import DeploymentInfo, LinkedProcedure
+from tofu_tui.models.status import DeploymentInfo, LinkedProcedure, UnitInfo
 from tofu_tui.station import gitfetch, pyenv
 from tofu_tui.station.api_client import CurrentStation, DeploymentRef, ProcedureLink
 from tofu_tui.station.config import Credentials, GitSettings
 from tofu_tui.station.paths import StationPaths
+from tofu_tui.station.unit_info import unit_info
 
 
 @dataclass(frozen=True)
@@ -273,8 +274,18 @@ class DeploymentManager:
             if staged is None and wanted and wanted not in (proc["active_deployment_id"],):
                 staged = self._info(wanted, None)
             out.append(LinkedProcedure(id=proc["procedure_id"], name=proc["name"], identifier=proc["identifier"],
-                                       active=active, staged=staged))
+                                       active=active, staged=staged, unit=self._unit(proc["active_deployment_id"])))
         return out
+
+    def _unit(self, deployment_id: str | None) -> UnitInfo | None:
+        """The active version's `unit` section, for the console's identify form."""
+        if deployment_id is None:
+            return None
+        row = self.conn.execute("SELECT checkout, subpath FROM deployments WHERE deployment_id = ?",
+                                (deployment_id,)).fetchone()
+        if row is None or not row["checkout"]:
+            return None
+        return unit_info(str(Path(row["checkout"]) / (row["subpath"] or "")))
 
     def _info(self, deployment_id: str | None, status: str | None) -> DeploymentInfo | None:
         if deployment_id is None:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import events, on, work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, ComposeResult, ScreenError, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
@@ -50,6 +50,7 @@ from tofu_tui.models.events import (
     UploadSucceeded,
 )
 from tofu_tui.models.status import StationStatus
+from tofu_tui.procedure.prompts import IDENTIFY_KEY
 from tofu_tui.tui.backend import StationBackend
 from tofu_tui.tui.dialogs import ConfirmScreen, HelpScreen
 from tofu_tui.tui.forms import PromptForm, identify_components
@@ -72,6 +73,15 @@ NARROW_BELOW = 120
 # Event handling runs in slices so keys and redraws get the loop between them.
 CONSUME_SLICE_S = 0.004
 CONSUME_PAUSE_S = 0.004
+
+# An attached console follows a daemon that restarts (an upgrade, a crash under
+# systemd's Restart=): it tries again after 0.25 s, doubling up to 5 s.
+RECONNECT_FIRST_S = 0.25
+RECONNECT_MAX_S = 5.0
+RECONNECT_PROBE_TIMEOUT_S = 5.0
+# A run that was in flight when its daemon went away and is not in flight after: its
+# end was never seen (kill -9, power loss), so the console says so instead of RUNNING.
+LOST = "LOST"
 
 STATION_EVENTS = (DeploymentPulled, UploadQueued, UploadSucceeded, UploadParked, UploadBackoff, ConnectivityChanged)
 
@@ -123,7 +133,9 @@ class StationConsole(App[None]):
     """
 
     BINDINGS: ClassVar = [
-        Binding("r", "start_run", "Run"),
+        # Priority: run in key order by the app, so a scan typed right after `r` waits
+        # for the identify form instead of going to the procedure table.
+        Binding("r", "start_run", "Run", priority=True),
         Binding("x", "stop_run", "Stop"),
         Binding("K", "kill_run", "Kill", show=False),
         Binding("a", "answer", "Answer"),
@@ -185,11 +197,12 @@ class StationConsole(App[None]):
         self.status: StationStatus | None = None
         self.status_error: str | None = None
         self.view = "station"
-        self.last_unit: dict[str, Any] = {}
+        self.last_unit: dict[str, dict[str, Any]] = {}  # per procedure: what the operator typed last
         self.set_aside: set[str] = set()  # prompts the operator put aside
         self.answered: set[str] = set()  # accepted answers, until the engine closes them
         self._status_pending = False
         self._subscription: asyncio.Task[None] | None = None
+        self.reconnecting: str | None = None  # what the header says while the daemon is away
 
     # --- layout ----------------------------------------------------------------------
 
@@ -277,17 +290,18 @@ class StationConsole(App[None]):
 
     def flush(self) -> None:
         """Draw what the events since the last tick changed."""
-        with contextlib.suppress(NoMatches):  # a tick can land while the app unmounts
+        with contextlib.suppress(NoMatches, IndexError):  # a tick can land while the app unmounts
             self.main_screen.query_one(RunPanel).sync(self.clock())
 
     def _redraw_header(self) -> None:
-        with contextlib.suppress(NoMatches):
+        with contextlib.suppress(NoMatches, IndexError):
             self._header().show(
                 self.status,
                 self.clock(),
                 self.backend.mode,
                 reachable=self.status_error is None,
                 error=self.status_error,
+                reconnecting=self.reconnecting,
             )
 
     def _header(self) -> StationHeader:
@@ -353,28 +367,81 @@ class StationConsole(App[None]):
         table.display = entry is not None
 
     @on(DataTable.RowSelected, "#procedures")
-    def _procedure_selected(self) -> None:
-        self.action_start_run()
+    async def _procedure_selected(self) -> None:
+        await self.action_start_run()
 
     # --- events --------------------------------------------------------------------------
 
     async def _consume(self) -> None:
+        """Follow the station's events; attached, follow the daemon across restarts."""
         loop = asyncio.get_running_loop()
+        delay = RECONNECT_FIRST_S
+        while True:
+            subscribed_at = loop.time()
+            try:
+                await self._follow(loop)
+            except Exception as exc:
+                reason = str(exc) or type(exc).__name__
+            else:
+                reason = "The station closed the connection."
+            if self.backend.mode != "attached":
+                # In process, the events end only when the station does.
+                self.status_error = f"{reason} Restart tofu-tui."
+                self._redraw_header()
+                return
+            if loop.time() - subscribed_at > RECONNECT_MAX_S:
+                delay = RECONNECT_FIRST_S  # it was up a while: a fresh outage
+            status, delay = await self._reconnect(delay)
+            self._reconnected(status)
+
+    async def _follow(self, loop: asyncio.AbstractEventLoop) -> None:
         slice_end = loop.time() + CONSUME_SLICE_S
-        try:
-            async for event in self.backend.events():
-                self.handle_event(event)
-                if loop.time() >= slice_end:
-                    # A flood arrives without pauses. A key press travels through
-                    # several message queues, each needing a turn of the loop:
-                    # a real pause (not sleep(0)) lets all of them run.
-                    await asyncio.sleep(CONSUME_PAUSE_S)
-                    slice_end = loop.time() + CONSUME_SLICE_S
-        except Exception as exc:
-            self.status_error = str(exc) or type(exc).__name__
-        else:
-            self.status_error = "The station closed the connection. Restart tofu-tui to attach again."
-        self._redraw_header()
+        async for event in self.backend.events():
+            self.handle_event(event)
+            if loop.time() >= slice_end:
+                # A flood arrives without pauses. A key press travels through
+                # several message queues, each needing a turn of the loop:
+                # a real pause (not sleep(0)) lets all of them run.
+                await asyncio.sleep(CONSUME_PAUSE_S)
+                slice_end = loop.time() + CONSUME_SLICE_S
+
+    async def _reconnect(self, delay: float) -> tuple[StationStatus, float]:
+        """Try the daemon with a growing pause until it answers; the header says so."""
+        tries = 0
+        while True:
+            tries += 1
+            self.reconnecting = "daemon restarting… reconnecting" + (f" (try {tries}, every {delay:g}s)" if tries > 1 else "")
+            self._redraw_header()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MAX_S)
+            try:
+                async with asyncio.timeout(RECONNECT_PROBE_TIMEOUT_S):
+                    return await self.backend.status(), delay
+            except Exception:  # still away: try again later
+                continue
+
+    def _reconnected(self, status: StationStatus) -> None:
+        """Back on a (maybe new) daemon: drop what only the old one knew. Its
+        subscription replays the run in flight and its open prompts."""
+        self.reconnecting = None
+        self.status_error = None
+        run = self.state.run
+        if run is not None and run.running and status.run_in_flight != run.execution_id:
+            run.outcome = LOST
+            self.state.version += 1
+            self.notify(
+                "The run in progress did not finish: the station daemon stopped during it. "
+                "It is not on the dashboard; run the unit again.",
+                severity="error",
+                timeout=15,
+            )
+        self.state.prompts.clear()
+        self.answered.clear()
+        self.set_aside.clear()
+        for form in self._open_forms():
+            self._close_form(form)  # a replayed prompt opens again
+        self.show_status(status)
+        self.notify("Reconnected to the station daemon.")
 
     def handle_event(self, event: Event) -> None:
         self.state.apply(event)
@@ -391,7 +458,7 @@ class StationConsole(App[None]):
         elif isinstance(event, UiClosed):
             for form in self._open_forms():
                 if form.request_id == event.request_id:
-                    form.dismiss(True)
+                    self._close_form(form)
                     if event.reason != "answered":
                         self.notify(f"The prompt closed: {event.reason}.", severity="warning")
             self.set_aside.discard(event.request_id)
@@ -412,6 +479,13 @@ class StationConsole(App[None]):
             if isinstance(event, UploadParked):
                 self.notify(f"Upload #{event.queue_id} parked: {event.error}", severity="error", timeout=10)
             self.request_status()
+
+    def _close_form(self, form: PromptForm) -> None:
+        # `dismiss` pops the top screen, whichever it is: the palette over the form goes first.
+        with contextlib.suppress(ScreenError):
+            if form is not self.screen:
+                form.pop_until_active()
+            form.dismiss(True)
 
     def _open_forms(self) -> list[PromptForm]:
         return [screen for screen in self.screen_stack if isinstance(screen, PromptForm) and screen.request_id]
@@ -477,7 +551,7 @@ class StationConsole(App[None]):
             self.notify(done)
         return reason
 
-    def action_start_run(self) -> None:
+    async def action_start_run(self) -> None:
         procedure = self.main_screen.query_one(ProcedureTable).selected()
         if procedure is None:
             self.notify("No procedure is linked to this station: link one on the dashboard, then pull.", severity="warning")
@@ -489,24 +563,40 @@ class StationConsole(App[None]):
             self.notify(f"{procedure.name} has no working deployment yet: press p to pull.", severity="warning")
             return
 
+        unit = procedure.unit
+        if unit is not None and unit.auto_identify:
+            # The procedure names its unit itself (`auto_identify`): nothing to ask, the
+            # engine takes the defaults, as `tofu-tui run` does in a terminal.
+            if await self.send(RunCommand(procedure_id=procedure.id)) is None:
+                serial = unit.serial_number.default_value if unit.serial_number else None
+                self.notify(f"{procedure.name}: started for {serial or 'its default unit'} (auto-identify).")
+                self.show_view("run")
+            return
+        last = self.last_unit.setdefault(procedure.id, {})
+
         async def submit(values: dict[str, Any]) -> str | None:
+            identify = {k: v for k, v in values.items() if k.startswith(("sub_unit:", "metadata:"))}
             command = RunCommand(
                 procedure_id=procedure.id,
                 serial_number=values.get("serial_number"),
                 part_number=values.get("part_number"),
                 revision_number=values.get("revision_number"),
                 batch_number=values.get("batch_number"),
+                ui_values={IDENTIFY_KEY: identify} if identify else None,
             )
             reason = await self.send_quietly(command)
             if reason is None:
-                self.last_unit = {k: v for k, v in values.items() if k != "serial_number"}
+                # Serials change with every unit; the rest is kept for the next one.
+                last.clear()
+                last.update({k: v for k, v in values.items() if k != "serial_number" and not k.startswith("sub_unit:")})
                 self.show_view("run")
             return reason
 
-        self.push_screen(
+        # Awaited: keys typed right after `r` (a scan) reach the form's first field.
+        await self.push_screen(
             PromptForm(
                 f"Identify unit · {procedure.name}",
-                identify_components(self.last_unit),
+                identify_components(unit, last),
                 submit,
                 submit_label="Start run",
                 later_label="Cancel",

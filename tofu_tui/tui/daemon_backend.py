@@ -112,8 +112,8 @@ class DaemonBackend:
             self._client = await ControlClient(self.paths).connect()
         except ControlError:
             raise BackendUnavailable(
-                "The station daemon is not running any more. Start it (`tofu-tui service start` or "
-                "`tofu-tui --headless`), then restart tofu-tui."
+                "The station daemon is not running. Start it (`tofu-tui service start` or "
+                "`tofu-tui --headless`); the console attaches again by itself."
             ) from None
         return self._client
 

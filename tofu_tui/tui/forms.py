@@ -8,6 +8,8 @@ reason the station gives when it refuses an answer, under the field it names.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import re
 from collections.abc import Awaitable, Callable
@@ -35,6 +37,8 @@ from textual.widgets import (
     Switch,
     TextArea,
 )
+
+from tofu_tui.models.status import UnitField, UnitInfo
 
 INPUT_TYPES = frozenset(
     {"text_input", "number_input", "switch", "textarea", "radio", "select", "multiselect", "checklist", "slider"}
@@ -139,6 +143,23 @@ class Field:
             else:
                 result.append((str(option), str(option)))
         return result
+
+    def captions(self) -> list[tuple[str, Text]]:
+        """(value, what the operator reads): the label, and an option's picture as the
+        file it names (a terminal shows no pictures; see `image_caption`)."""
+        raw = self.component.get("options") or []
+        result = []
+        for (value, label), option in zip(self.options(), raw, strict=True):
+            caption = Text(label)
+            image = option.get("image") if isinstance(option, dict) else None
+            if image:
+                caption.append(f"  {image_caption(str(image))}", style="italic")
+            result.append((value, caption))
+        return result
+
+    @property
+    def has_option_images(self) -> bool:
+        return any(isinstance(option, dict) and option.get("image") for option in self.component.get("options") or [])
 
     # --- values ---------------------------------------------------------------
 
@@ -273,11 +294,16 @@ def display_content(component: dict[str, Any]) -> Text:
     kind = component.get("type")
     content = component.get("default_value")
     if kind == "image":
-        text = Text("🖼  ", style="bright_black")
+        text = Text("Picture: ", style="bright_black")
         alt = component.get("label") or component.get("description")
         text.append(str(alt or "image"), style="bold")
         if content:
-            text.append(f"  {content}", style="bright_black underline")
+            reference = str(content)
+            if reference.startswith("data:"):
+                text.append("  (embedded; not shown in a terminal)", style="bright_black")
+            else:
+                text.append(f"  {reference}", style="bright_black underline")
+                text.append(f"\n{NO_PICTURES_URL if _is_url(reference) else NO_PICTURES_FILE}", style="bright_black")
         return text
     text = Text(str(content if content is not None else component.get("label") or ""))
     colour = component.get("color")
@@ -286,6 +312,31 @@ def display_content(component: dict[str, Any]) -> Text:
     if component.get("size") in ("lg", "xl", "2xl", "3xl", "4xl"):
         text.stylize("bold")
     return text
+
+
+# A terminal over SSH (256 colours, no graphics protocol) cannot show a picture, so
+# the console names the file and says where to look, rather than leave an operator
+# choosing between bare labels.
+NO_PICTURES_FILE = "(not shown in a terminal; the file is in the procedure's folder)"
+NO_PICTURES_URL = "(not shown in a terminal; open the link in a browser)"
+NO_PICTURES_OPTIONS = "[…] names each option's picture (not shown in a terminal)."
+IMAGE_CAPTION_WIDTH = 40
+
+
+def _is_url(reference: str) -> bool:
+    return reference.startswith(("http://", "https://"))
+
+
+def image_caption(reference: str) -> str:
+    """An option's picture as a short caption: the file it names, its tail kept when
+    long (the file name is what tells pictures apart)."""
+    if reference.startswith("data:"):
+        return "[embedded picture]"
+    if len(reference) > IMAGE_CAPTION_WIDTH:
+        tail = reference[-(IMAGE_CAPTION_WIDTH - 1) :]
+        cut = tail.find("/")
+        reference = "…" + (tail[cut:] if 0 <= cut < len(tail) - 1 else tail)  # whole folder names
+    return f"[{reference}]"
 
 
 # §2.5 colour names mapped to ANSI colours (readable on 256- and 16-colour terminals).
@@ -326,12 +377,25 @@ class PromptForm(ModalScreen[bool]):
     its code with Enter), else it moves to the first field that needs attention.
     Escape puts the prompt aside; it stays open on the station and `a` brings it
     back. Dismisses with True once the station accepted the answer.
+
+    A barcode scanner types a whole burst (`SN123<Tab>PN456<Enter>`) faster than the
+    fields take it. Textual hands each key to the field focused when the app reads the
+    key, while that field handles its keys later, from its own queue: a Tab would move
+    the focus only after the app had already handed the next code to the old field.
+    So Tab, shift+Tab and Enter are priority bindings here: the app runs them in key
+    order, and each first waits until the focused field has taken the keys before it.
     """
 
     BINDINGS: ClassVar = [
         Binding("ctrl+s", "submit", "Submit"),
         Binding("escape", "later", "Later"),
+        Binding("tab", "next_field", "Next field", show=False, priority=True),
+        Binding("shift+tab", "previous_field", "Previous field", show=False, priority=True),
+        Binding("enter", "enter", "Submit", show=False, priority=True),
     ]
+    # How long a key waits for the field before it to catch up (it takes microseconds;
+    # the bound only keeps a wedged widget from freezing the keyboard).
+    CATCH_UP_S = 1.0
 
     DEFAULT_CSS = """
     PromptForm { align: center middle; }
@@ -384,6 +448,7 @@ class PromptForm(ModalScreen[bool]):
         self.later_label = later_label
         self.fields: list[Field] = []
         self._busy = False
+        self._pictures_explained = False
 
     # --- building ----------------------------------------------------------------
 
@@ -476,18 +541,18 @@ class PromptForm(ModalScreen[bool]):
                     caption.append(" *", style="red")
                 yield Static(caption, classes="affix")
         elif kind == "radio":
-            options = Field(component, key, None, None).options()
-            widget = RadioSet(*[RadioButton(text, value=str(value) == option) for option, text in options], id=wid, compact=True)
+            captions = Field(component, key, None, None).captions()
+            widget = RadioSet(*[RadioButton(text, value=str(value) == option) for option, text in captions], id=wid, compact=True)
             yield widget
         elif kind == "select":
-            options = Field(component, key, None, None).options()
-            chosen = str(value) if value is not None and any(str(value) == o for o, _ in options) else Select.NULL
-            widget = Select([(text, option) for option, text in options], value=chosen, id=wid, allow_blank=True, prompt=str(component.get("placeholder") or "Choose…"), compact=True)
+            captions = Field(component, key, None, None).captions()
+            chosen = str(value) if value is not None and any(str(value) == o for o, _ in captions) else Select.NULL
+            widget = Select([(text, option) for option, text in captions], value=chosen, id=wid, allow_blank=True, prompt=str(component.get("placeholder") or "Choose…"), compact=True)
             yield widget
         elif kind in ("multiselect", "checklist"):
-            options = Field(component, key, None, None).options()
+            captions = Field(component, key, None, None).captions()
             ticked = set(value.split(",") if isinstance(value, str) else [str(v) for v in value or []])
-            widget = SelectionList[str](*[(text, option, option in ticked) for option, text in options], id=wid, compact=True)
+            widget = SelectionList[str](*[(text, option, option in ticked) for option, text in captions], id=wid, compact=True)
             yield widget
         else:  # slider
             low = _number(component.get("min"))
@@ -500,16 +565,18 @@ class PromptForm(ModalScreen[bool]):
             yield widget
         if description:
             yield Static(Text(str(description)), classes="help")
+        if Field(component, key, None, None).has_option_images and not self._pictures_explained:
+            self._pictures_explained = True  # once a form is enough
+            yield Static(Text(NO_PICTURES_OPTIONS), classes="help")
         error = Static(classes="error", id=f"error-{index}")
         self.fields.append(Field(component, key, widget, error))
         yield error
 
     def on_mount(self) -> None:
+        # Focus moves at once here (`set_focus`), not later as `widget.focus()` does:
+        # keys already waiting in the app (a scan) must find the field they belong to.
         first = next((f.widget for f in self.fields if f.widget is not None and f.widget.focusable), None)
-        if first is not None:
-            first.focus()
-        else:
-            self.query_one("#submit", Button).focus()
+        self.set_focus(first if first is not None else self.query_one("#submit", Button))
 
     # --- live updates ------------------------------------------------------------
 
@@ -555,7 +622,7 @@ class PromptForm(ModalScreen[bool]):
                         message = message[len(label) + 2 :]
                     field.flag(message)
                     if not focused and field.widget is not None:
-                        field.widget.focus()
+                        self.set_focus(field.widget)
                         focused = True
 
     async def action_submit(self) -> None:
@@ -564,7 +631,7 @@ class PromptForm(ModalScreen[bool]):
         problem = self.precheck()
         if problem is not None:
             if problem.widget is not None:
-                problem.widget.focus()
+                self.set_focus(problem.widget)
             return
         self._busy = True
         try:
@@ -578,6 +645,41 @@ class PromptForm(ModalScreen[bool]):
 
     def action_later(self) -> None:
         self.dismiss(False)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "enter":
+            # Only a one-line field submits on Enter; elsewhere Enter keeps its own
+            # meaning (press a button, open a select, a new line in a text area).
+            return isinstance(self.focused, Input)
+        return True
+
+    async def _catch_up(self) -> None:
+        """Return once the focused widget has handled every key already sent to it."""
+        widget = self.focused
+        if widget is None:
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def mark() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        # A callback queued behind those keys runs after them.
+        if widget.call_later(mark):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done, self.CATCH_UP_S)
+
+    async def action_next_field(self) -> None:
+        await self._catch_up()
+        self.focus_next()
+
+    async def action_previous_field(self) -> None:
+        await self._catch_up()
+        self.focus_previous()
+
+    async def action_enter(self) -> None:
+        await self._catch_up()
+        await self.action_submit()
 
     @on(Input.Submitted)
     async def _enter(self, event: Input.Submitted) -> None:
@@ -604,13 +706,44 @@ class PromptForm(ModalScreen[bool]):
                 field.flag(None)
 
 
-def identify_components(last: dict[str, Any]) -> list[dict[str, Any]]:
-    """The identify-unit form (§9): serial and part required, revision and batch
-    optional. The last part/revision/batch stay filled in, so scanning a serial
-    and its Enter is all a repeat run needs."""
-    return [
-        {"type": "text_input", "key": "serial_number", "label": "Serial number", "required": True, "placeholder": "scan or type"},
-        {"type": "text_input", "key": "part_number", "label": "Part number", "required": True, "default_value": last.get("part_number")},
-        {"type": "text_input", "key": "revision_number", "label": "Revision", "default_value": last.get("revision_number")},
-        {"type": "text_input", "key": "batch_number", "label": "Batch", "default_value": last.get("batch_number")},
-    ]
+IDENTIFY_LABELS = {
+    "serial_number": "Serial number",
+    "part_number": "Part number",
+    "revision_number": "Revision",
+    "batch_number": "Batch",
+}
+
+
+def _identify_field(key: str, label: str, config: UnitField | None, required: bool, value: Any) -> dict[str, Any]:
+    config = config or UnitField()
+    field: dict[str, Any] = {"type": "text_input", "key": key, "label": label, "required": required}
+    field["default_value"] = value if value not in (None, "") else config.default_value
+    for name in ("placeholder", "description", "min_length", "max_length", "pattern"):
+        if getattr(config, name) is not None:
+            field[name] = getattr(config, name)
+    return field
+
+
+def identify_components(unit: UnitInfo | None, last: dict[str, Any]) -> list[dict[str, Any]]:
+    """The identify-unit form, the engine's (procedure-format §9): serial and part
+    (required), revision and batch if declared, each sub-unit serial (required), then
+    the metadata fields (optional, alphabetical), each prefilled from the procedure's
+    `default_value`. What the operator typed last for this procedure (all but the
+    serials) wins over the default, so scanning a serial and its Enter is all a
+    repeat run needs. `unit` None (a station that does not say): serial, part,
+    revision and batch, no defaults."""
+    known = unit or UnitInfo()
+    fields = [_identify_field("serial_number", "Serial number", known.serial_number, True, None)]
+    fields[0].setdefault("placeholder", "scan or type")
+    fields.append(_identify_field("part_number", "Part number", known.part_number, True, last.get("part_number")))
+    for name in ("revision_number", "batch_number"):
+        config = getattr(known, name)
+        if unit is None or config is not None:
+            fields.append(_identify_field(name, IDENTIFY_LABELS[name], config, False, last.get(name)))
+    for sub_unit in known.sub_units:
+        fields.append(
+            _identify_field(f"sub_unit:{sub_unit.key}", f"{sub_unit.label} serial number", sub_unit.serial_number, True, None)
+        )
+    for key in sorted(known.metadata):
+        fields.append(_identify_field(f"metadata:{key}", key, known.metadata[key], False, last.get(f"metadata:{key}")))
+    return fields

@@ -21,6 +21,7 @@ OUTCOME_STYLES = {
     "ABORTED": "bold magenta",
     "SKIP": "bright_black",
     "UNSET": "yellow",
+    "LOST": "bold red",
     None: "bold cyan",
 }
 
@@ -32,6 +33,7 @@ BADGE_STYLES = {
     "ERROR": "bold bright_white on red",
     "TIMEOUT": "bold black on dark_orange",
     "ABORTED": "bold bright_white on magenta",
+    "LOST": "bold bright_white on red",
 }
 
 

@@ -57,8 +57,16 @@ class StationHeader(TextLine):
         *,
         reachable: bool = True,
         error: str | None = None,
+        reconnecting: str | None = None,
     ) -> None:
         text = Text(no_wrap=True, overflow="ellipsis")
+        if reconnecting is not None:
+            text.append(" ⟳ RECONNECTING ", style="bold black on yellow")
+            if status is not None and (status.station_name or status.station_id):
+                text.append(f" {status.station_name or status.station_id}", style="bold")
+            text.append(f"  {reconnecting}")
+            self.set(text)
+            return
         if not reachable or status is None:
             text.append(" ✖ NO STATION ", style="bold bright_white on red")
             text.append(f" {error or 'connecting…'}")
