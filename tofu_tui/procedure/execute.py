@@ -584,6 +584,7 @@ class _Run:
                 plugs=plug_addresses,
                 slot_id=scope.key if scope.key is not None else SHARED_SLOT_ID,
                 job_id=live_id,
+                next_python=self._upcoming_python(job),
             )
             try:
                 result = await self.pool.run_attempt(request)
@@ -595,6 +596,12 @@ class _Run:
             if prompt is not None:
                 self.broker.close(prompt, "done")
             self._prompts.pop(job.id, None)
+
+    def _upcoming_python(self, job: Job) -> str | None:
+        upcoming = self.scheduler.upcoming(job) if self.scheduler is not None else None
+        if upcoming is None or upcoming.phase.python is None or upcoming.phase.executable is not None:
+            return None
+        return upcoming.phase.python
 
     async def _ui_only(
         self,

@@ -87,6 +87,9 @@ class AttemptRequest:
     plugs: dict[str, Any]  # plug key -> PlugAddress (or whatever plugs.py hands out)
     slot_id: str
     job_id: str
+    # The `python:` reference the scheduler expects to run after this attempt: the worker
+    # compiles its file ahead, while the engine finishes this one (a hint, may be wrong).
+    next_python: str | None = None
 
 
 @dataclass
@@ -717,7 +720,9 @@ class WorkerPool:
 
     def _reference(self, phase: PhaseSpec) -> tuple[str | None, str | None, str, str, str | None]:
         """(file, module, package, callable, refusal) for a phase, cached by reference."""
-        text = phase.python or ""
+        return self._reference_of(phase.python or "")
+
+    def _reference_of(self, text: str) -> tuple[str | None, str | None, str, str, str | None]:
         cached = self._refs.get(text)
         if cached is not None:
             return cached
@@ -770,6 +775,8 @@ class WorkerPool:
             "refusal": refusal,
             "ctx": ctx,
         }
+        if request.next_python:
+            msg["next"] = self._reference_of(request.next_python)[0]
         return (json.dumps(msg, separators=(",", ":"), default=str) + "\n").encode()
 
     def _give_message(self, request: AttemptRequest, names: list[str]) -> bytes:

@@ -452,6 +452,16 @@ class Scheduler:
             if timer is not None:
                 timer.cancel()
 
+    def upcoming(self, after: Job) -> Job | None:
+        """The job most likely to be dispatched next (the first waiting one in queue
+        order), for look-ahead only: no promise it runs, or runs next."""
+        order = self._order
+        for index in range(self._scan_from, min(len(order), self._scan_from + 8)):
+            job = order[index]
+            if job.state == "waiting" and job is not after:
+                return job
+        return None
+
     def _dispatch(self, job: Job) -> None:
         job.state = "running"
         task = asyncio.ensure_future(self.run_job(job))

@@ -8,7 +8,9 @@ The engine and the worker talk over a private socket (never the phase's stdout, 
 phase code uses freely) with one compact JSON object per line:
 
 engine -> worker
-  {"t": "job", "id", "key", "file", "module", "package", "callable", "ctx": {...}}
+  {"t": "job", "id", "key", "file", "module", "package", "callable", "ctx": {...}, "next"}
+                                        ("next": the file the engine expects to run after
+                                        this one, compiled ahead; may be absent)
   {"t": "give", "results": {...}, "plugs": {...}, "avail_results", "avail_plugs"}
 worker -> engine
   {"t": "ready", "pid"}                 once, after start-up
@@ -1186,8 +1188,8 @@ _code_cache: dict[tuple[str, int, int], types.CodeType] = {}
 _signature_cache: dict[Any, list[tuple[str, str, bool]]] = {}
 
 
-def load_phase_module(path: str, name: str, package: str) -> types.ModuleType:
-    """Loads the module fresh from its file: module code re-runs, sys.modules is left alone."""
+def compiled_module(path: str) -> types.CodeType:
+    """The module's code object, compiled once per version of the file."""
     st = os.stat(path)
     cache_key = (path, st.st_mtime_ns, st.st_size)
     code = _code_cache.get(cache_key)
@@ -1196,6 +1198,19 @@ def load_phase_module(path: str, name: str, package: str) -> types.ModuleType:
             source = fh.read()
         code = compile(source, path, "exec", dont_inherit=True)
         _code_cache[cache_key] = code
+    return code
+
+
+def prefetch_module(path: str) -> None:
+    """Compile the module the engine expects to run next, while the engine is busy with
+    the attempt that just ended: compiling only, nothing of the phase runs early."""
+    with contextlib.suppress(Exception):  # the real job reports any problem with the file
+        compiled_module(path)
+
+
+def load_phase_module(path: str, name: str, package: str) -> types.ModuleType:
+    """Loads the module fresh from its file: module code re-runs, sys.modules is left alone."""
+    code = compiled_module(path)
     module = types.ModuleType(name)
     module.__file__ = path
     module.__package__ = package
@@ -1599,6 +1614,9 @@ class Worker:
         done["t0"] = t0
         done["t1"] = time.time()
         self.sink.end(done)
+        upcoming = msg.get("next")
+        if upcoming:
+            prefetch_module(upcoming)
 
     def serve(self) -> None:
         self.channel.send({"t": "ready", "pid": os.getpid()})
