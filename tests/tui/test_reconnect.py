@@ -47,7 +47,8 @@ async def test_daemon_restart_shows_reconnecting_then_back_to_normal() -> None:
         backend.unreachable = "The station daemon is not running."
         backend.hang_up()
         assert await shows(pilot, "⟳ RECONNECTING  Bench 07 · Charger line  daemon restarting… reconnecting")
-        assert await soon(pilot, "(try 3, every 0.04s)")  # it keeps trying, the pause grows to its cap
+        # It keeps trying, the pause grows to its cap (which try is on screen depends on load).
+        assert await soon(pilot, "every 0.04s)")
         backend.unreachable = None
         assert await soon(pilot, "● ONLINE  Bench 07 · Charger line")
         assert "RECONNECTING" not in screen_text(app)
