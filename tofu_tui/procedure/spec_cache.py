@@ -40,14 +40,19 @@ def cache_dir() -> Path:
 
 
 def _engine_fingerprint() -> bytes:
-    """What identifies the parser: the package version and its modules' stat data
-    (an editable install changes its code without changing its version)."""
+    """What identifies the parser: the versions of the package, pydantic and Python, and
+    the stat data of its modules (an editable install changes its code without changing
+    its version)."""
     global _fingerprint
     if _fingerprint is None:
+        import sys
+
+        from pydantic.version import VERSION as pydantic_version
+
         from tofu_tui import __version__
 
         here = Path(__file__).parent
-        parts = [__version__, str(pickle.HIGHEST_PROTOCOL)]
+        parts = [__version__, pydantic_version, sys.version, str(pickle.HIGHEST_PROTOCOL)]
         for name in _ENGINE_MODULES:
             try:
                 st = (here / name).stat()
