@@ -33,7 +33,7 @@ def main() -> int:
             server.close()
     print(f"kill -9 x{result.kills} in {result.seconds:.0f} s: {result.runs_finished} runs finished on the station, "
           f"{result.runs_on_server} on the server, {result.missing} missing, {result.duplicates} duplicated, "
-          f"{result.attachment_anomalies} runs without exactly one attachment")
+          f"{result.attachment_anomalies} attachment anomalies (runs without exactly one, hidden records)")
     return 0 if result.missing == 0 and result.duplicates == 0 and result.attachment_anomalies == 0 else 1
 
 

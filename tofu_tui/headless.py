@@ -1,7 +1,7 @@
 """`tofu-tui --headless`: the unattended station daemon, logging JSON lines on stdout.
 
 One object a line: `ts`, `level`, `event`, then the event's fields. Exit 75 (or the
-status in TOFU_TUI_REVOKED_EXIT, set by the launchd job and Windows task) when the
+status in TOFU_TUI_REVOKED_EXIT, which the launchd job sets to 0) when the
 server revoked the credentials (a supervisor must not restart it), 0 on a clean stop.
 """
 

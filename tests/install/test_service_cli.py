@@ -141,3 +141,20 @@ def test_uninstall_refuses_while_a_daemon_holds_the_station(tmp_path: Path) -> N
     assert "still running" in result.stderr
     assert paths.credentials_toml.exists()
     assert paths.state_db.read_bytes() == b"queue"
+
+
+def test_uninstall_says_how_many_runs_are_not_uploaded_yet(tmp_path: Path) -> None:
+    from tofu_tui.station.queue import UploadQueue
+
+    home = _station_home(tmp_path / "home")
+    paths = station_paths(home)
+    paths.state_db.unlink()
+    queue = UploadQueue(paths, "inst")
+    for serial in ("SN1", "SN2"):
+        queue.enqueue({"outcome": "PASS", "serial_number": serial})
+    queue.close()
+    result = run_cli(["uninstall"], env={"TOFU_TUI_HOME": str(home)})
+    assert result.returncode == 2  # not a terminal, no --yes: nothing removed
+    assert "including 2 runs not uploaded yet" in result.stdout and "queue export" in result.stdout
+    kept = run_cli(["uninstall", "--keep-data"], env={"TOFU_TUI_HOME": str(home)})
+    assert "not uploaded" not in kept.stdout  # kept: nothing to warn about

@@ -145,21 +145,20 @@ def test_windows_task_runs_at_boot_without_a_logged_in_user() -> None:
     assert 1 <= count <= 255
     exec_el = root.find("t:Actions/t:Exec", NS)
     assert exec_el is not None
-    # The revoked-key exemption rides in the cmd.exe wrapper: a revoked key exits 0,
-    # which restart-on-failure leaves alone; a crash still restarts.
-    assert exec_el.findtext("t:Command", namespaces=NS) == "cmd.exe"
-    args = exec_el.findtext("t:Arguments", namespaces=NS) or ""
-    assert f'set "{svc.REVOKED_EXIT_ENV}=0"' in args
-    assert args.endswith(f'&& {exe} --headless"')
+    # The program itself, no cmd.exe in between (ending the task ends the daemon). Exit 75
+    # needs no exemption here: RestartOnFailure retries failed starts, not exit statuses.
+    assert exec_el.findtext("t:Command", namespaces=NS) == exe
+    assert exec_el.findtext("t:Arguments", namespaces=NS) == "--headless"
+    assert svc.REVOKED_EXIT_ENV not in svc.windows_task_xml(svc.ServiceSpec(command=(exe, "--headless")))
     assert exec_el.findtext("t:WorkingDirectory", namespaces=NS) == exe.rsplit("\\", 1)[0]
 
 
-@pytest.mark.parametrize("exemption, expected", [(None, 75), ("0", 0)], ids=["systemd", "launchd-or-task"])
+@pytest.mark.parametrize("exemption, expected", [(None, 75), ("0", 0)], ids=["systemd", "launchd"])
 def test_revoked_daemon_exits_with_the_status_its_service_does_not_restart(
     tmp_path: Path, exemption: str | None, expected: int
 ) -> None:
     """The real daemon, not enrolled (the same exit path as a revoked key): 75 for
-    systemd's RestartPreventExitStatus, 0 under the launchd job and the Windows task."""
+    systemd's RestartPreventExitStatus, 0 under the launchd job (which sets the variable)."""
     from tests.conftest import cli_env
 
     env = cli_env({"TOFU_TUI_HOME": str(tmp_path / "station")})

@@ -31,7 +31,7 @@ class KillLoopResult:
     runs_on_server: int
     duplicates: int
     missing: int
-    attachment_anomalies: int  # runs on the server without exactly one attachment
+    attachment_anomalies: int  # runs without exactly one attachment, plus hidden unfinished records
     seconds: float
 
 
@@ -86,6 +86,10 @@ def kill_loop(server: RealServer, home: Path, work: Path, kills: int, seed: int 
     runs = server.runs()
     remote = [run["client_run_ref"] for run in runs]
     anomalies = sum(1 for run in runs if len(server.run(run["id"])["attachments"]) != 1)
+    # Hidden ones too: a record the server made but never got bytes for (a crash after
+    # the create) does not show on the run, yet it must not exist either.
+    with sqlite3.connect(server.data / "server.db") as db:
+        anomalies += db.execute("SELECT COUNT(*) FROM attachments WHERE status != 'finalized'").fetchone()[0]
     return KillLoopResult(kills=kills, runs_finished=len(local), runs_on_server=len(remote),
                           duplicates=len(remote) - len(set(remote)), missing=len(set(local) - set(remote)),
                           attachment_anomalies=anomalies, seconds=time.monotonic() - started)

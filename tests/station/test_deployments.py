@@ -183,3 +183,19 @@ def test_pyproject_makes_a_venv_even_with_tool_settings_only(manager: Deployment
     sha2 = repo.procedure("v2", extra={"pyproject.toml": "[tool.ruff]\nline-length = 90\n"})
     manager.sync(current(link("p1", "Board test", "d2", sha2, repo.url)))
     assert manager.active("p1").deployment_id == "d2"  # tool settings only: nothing to install
+
+
+def test_second_subfolder_of_a_commit_here_rebuilds_the_shared_venv(manager: DeploymentManager, repo: Repo,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another deployment of a commit already checked out, in another subfolder, under
+    the same requirements.txt: its venv is rebuilt (uv refuses to replace one unless told)."""
+    monkeypatch.setenv("UV_OFFLINE", "1")
+    sha = repo.commit({"requirements.txt": "# nothing needed\n", "phases.py": "def check(log):\n    pass\n",
+                       **{f"{bench}/procedure.yaml": "name: b\nversion: '1'\nmain:\n  - name: check\n"
+                          "    python: phases:check\n" for bench in ("a", "b")}})
+    manager.sync(current(link("p1", "Board test", "d1", sha, repo.url, path="a")))
+    assert manager.active("p1").deployment_id == "d1"
+    manager.sync(current(link("p1", "Board test", "d2", sha, repo.url, path="b")))
+    version = manager.active("p1")
+    assert version.deployment_id == "d2", manager.linked_procedures()[0].staged
+    assert Path(version.python).is_file()

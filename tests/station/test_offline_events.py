@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.station.daemonproc import Daemon, wait_until
 from tests.station.gitrepo import Repo
 from tests.station.realserver import RealServer
@@ -44,6 +46,7 @@ def _events(server: RealServer, station_id: str, execution_id: str) -> list[dict
         cursor = page["meta"]["next_cursor"]
 
 
+@pytest.mark.slow  # a server process stopped and started again, and the stream's reconnect backoff
 def test_run_in_progress_across_an_outage_reaches_the_event_feed_complete(
     server_process: RealServer, home: Path, tmp_path: Path  # noqa: F811
 ) -> None:

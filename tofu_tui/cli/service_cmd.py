@@ -142,6 +142,10 @@ def uninstall_cmd(keep_data: bool, yes: bool) -> None:
         click.echo(f"  {path}")
     for path in plan.keep:
         click.echo(f"and keeps {path}")
+    waiting = 0 if keep_data else un.runs_not_uploaded()
+    if waiting:
+        click.echo(f"including {waiting} run{'s' if waiting != 1 else ''} not uploaded yet: save them first with "
+                   "`tofu-tui queue export`, or keep them with --keep-data.")
     if not yes:
         if not sys.stdin.isatty():
             _fail("Not removing anything: confirm with --yes (standard input is not a terminal).", 2)

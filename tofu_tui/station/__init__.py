@@ -14,5 +14,7 @@ What front ends use:
   `tofu-tui run --upload`.
 - `snapshot.offline_status(paths)`: the status from state.db when no daemon runs.
 - `daemon.EXIT_REVOKED` (75): the daemon's exit status when the key was revoked or
-  the station is not enrolled: a supervisor must not restart it.
+  the station is not enrolled: a supervisor must not restart it. Under launchd (which
+  cannot exempt one status) the job sets `service.REVOKED_EXIT_ENV` and the process
+  exits 0 instead.
 """

@@ -66,7 +66,7 @@ EXIT_REVOKED = 75  # EX_TEMPFAIL: the service unit must not restart us (RestartP
 
 def process_exit_code(code: int) -> int:
     """The process exit status for the daemon's result `code`: 75 for a revoked key,
-    unless the service definition asked for another (`service.REVOKED_EXIT_ENV`)."""
+    unless the service definition asked for another (`service.REVOKED_EXIT_ENV`, launchd)."""
     if code != EXIT_REVOKED:
         return code
     value = os.environ.get(REVOKED_EXIT_ENV, "").strip()

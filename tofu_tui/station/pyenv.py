@@ -63,6 +63,9 @@ def prepare(procedure_dir: Path, root: Path) -> str:
     uv = uv_binary()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOFU_TUI_")}
     env.pop("VIRTUAL_ENV", None)
+    # A venv left by an earlier try (a failed install, another deployment of this commit
+    # with its own subfolder) is rebuilt: uv 0.8+ refuses to replace one otherwise.
+    env["UV_VENV_CLEAR"] = "1"
     _run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], declared.parent, env, "creating the venv")
     if declared.name == "pyproject.toml" and "project" not in tomllib.loads(declared.read_text(encoding="utf-8")):
         return str(venv_python(venv))  # tool settings only: an empty environment

@@ -9,7 +9,7 @@ import contextlib
 from collections.abc import Callable, Iterable
 
 from tofu_tui.models.commands import KillCommand, RunCommand
-from tofu_tui.models.events import Event, RunFinished, UploadQueued
+from tofu_tui.models.events import Event, RunFinished, RunStarted, UploadQueued
 from tofu_tui.models.run import RunCreate
 from tofu_tui.station.config import ConfigError, load_config
 from tofu_tui.station.control import ControlClient, ControlError
@@ -17,6 +17,28 @@ from tofu_tui.station.paths import StationPaths
 from tofu_tui.station.queue import AttachmentFile, UploadQueue
 
 NO_EVENT_AFTER_SUBMIT_S = 90.0  # procedure-format §8: then the run is killed
+
+
+class _Slots:
+    """A start with slots is one execution with a run_started and a run_finished per
+    slot (every run_started comes first): it is over at the last run_finished, and its
+    outcome is the worst of the slots', as for `tofu-tui run`."""
+
+    def __init__(self) -> None:
+        self.started = 0
+        self.finished: list[RunFinished] = []
+
+    def see(self, event: Event) -> RunFinished | None:
+        """The run's result once its last slot finished, else None."""
+        if isinstance(event, RunStarted):
+            self.started += 1
+        elif isinstance(event, RunFinished):
+            self.finished.append(event)
+            if len(self.finished) >= self.started:
+                from tofu_tui.procedure.outcomes import worst_run_outcome
+
+                return event.model_copy(update={"outcome": worst_run_outcome([e.outcome for e in self.finished])})
+        return None
 
 
 async def run_via_daemon(paths: StationPaths, command: RunCommand, on_event: Callable[[Event], None], *,
@@ -35,6 +57,7 @@ async def run_via_daemon(paths: StationPaths, command: RunCommand, on_event: Cal
         execution_id = answer["execution_id"]
         events = aiter(client.events())
         seen = False
+        slots = _Slots()
         while True:
             try:
                 async with asyncio.timeout(None if seen else first_event_s):
@@ -52,8 +75,8 @@ async def run_via_daemon(paths: StationPaths, command: RunCommand, on_event: Cal
                 continue
             seen = True
             on_event(event)
-            if isinstance(event, RunFinished):
-                return event
+            if (result := slots.see(event)) is not None:
+                return result
         raise ControlError("The station daemon stopped during the run; its result is in the daemon's queue "
                            "if it finished.")
     finally:
@@ -85,14 +108,14 @@ async def run_in_process(paths: StationPaths, command: RunCommand,
     try:
         await daemon.sync(force=False)  # the latest deployment if the server answers; else the local one
         execution_id = (await daemon.handle_command(command))["execution_id"]
+        slots = _Slots()
         while finished is None:
             event = await events.get()
             if event is None:
                 break
             if event.execution_id == execution_id:
                 on_event(event)
-                if isinstance(event, RunFinished):
-                    finished = event
+                finished = slots.see(event)
         while daemon.in_flight is not None:  # every slot's result committed to the queue
             await asyncio.sleep(0.05)
         try:

@@ -28,9 +28,11 @@ SERVICE_NAME = "tofu-tui"
 LAUNCHD_LABEL = "dev.tofu-tui.station"
 # The daemon's exit status when the server revoked its key: restarting cannot help.
 EXIT_REVOKED = 75
-# launchd and Task Scheduler cannot exempt one exit status from their restart policy
-# (systemd's RestartPreventExitStatus can): their definitions set this variable, and the
-# daemon then reports a revoked key with status 0, which neither restarts.
+# launchd cannot exempt one exit status from KeepAlive (systemd's RestartPreventExitStatus
+# can): its job sets this variable, and the daemon then reports a revoked key with status
+# 0, which SuccessfulExit=false does not restart. Task Scheduler needs nothing: its
+# RestartOnFailure acts only when the task fails to start (MS-TSCH 2.5.4.2), never on an
+# exit status, so 75 is never restarted there.
 REVOKED_EXIT_ENV = "TOFU_TUI_REVOKED_EXIT"
 # Task Scheduler's RestartOnFailure/Count is an unsignedByte: 255 is the most it takes.
 TASK_RESTART_COUNT = 255
@@ -223,6 +225,7 @@ def windows_task_xml(spec: ServiceSpec) -> str:
         ("Priority", "7"),
     ):
         sub(settings, tag, text)
+    # Retries a start that failed (not a process that exited: see REVOKED_EXIT_ENV).
     restart = sub(settings, "RestartOnFailure")
     sub(restart, "Interval", "PT1M")
     sub(restart, "Count", str(TASK_RESTART_COUNT))
@@ -230,8 +233,7 @@ def windows_task_xml(spec: ServiceSpec) -> str:
     actions.set("Context", "Author")
     exec_el = sub(actions, "Exec")
     program, *args = spec.command
-    # A revoked key exits 0 (not 75): the task's restart-on-failure must not retry it.
-    env = {**{k: v for k, v in spec.environment.items() if k != "PYTHONUNBUFFERED"}, REVOKED_EXIT_ENV: "0"}
+    env = {k: v for k, v in spec.environment.items() if k != "PYTHONUNBUFFERED"}
     if env:
         # A task has no environment block: set it in a cmd.exe wrapper.
         sets = " && ".join(f'set "{k}={v}"' for k, v in sorted(env.items()))

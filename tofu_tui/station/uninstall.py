@@ -9,6 +9,7 @@ when nothing else is left in it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -43,6 +44,20 @@ def removal_plan(*, keep_data: bool, paths: StationPaths | None = None) -> Remov
     if home:
         plan.prune.append(Path(home).expanduser().absolute())
     return plan
+
+
+def runs_not_uploaded(paths: StationPaths | None = None) -> int:
+    """Runs still in the upload queue (0 when there is no readable queue)."""
+    import sqlite3
+
+    paths = paths or station_paths()
+    if not paths.state_db.is_file():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{paths.state_db}?mode=ro", uri=True)) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM queue").fetchone()[0])
+    except sqlite3.Error:
+        return 0
 
 
 def daemon_stopped(paths: StationPaths | None = None) -> bool:
