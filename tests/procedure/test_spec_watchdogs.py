@@ -50,3 +50,15 @@ def test_worker_start_failure_runs_nothing_and_uploads_nothing(make_procedure) -
     (error,) = of_type(events, "error")
     assert "could not start" in error["message"] and "interpreter is broken" in error["message"]
     assert not of_type(events, "phase_started") and not of_type(events, "run_finished")
+
+
+def test_a_venv_without_a_runnable_python_is_named_in_a_warning(make_procedure) -> None:  # type: ignore[no-untyped-def]
+    # A venv committed or copied from another machine: its python link points nowhere.
+    # §1's walk passes over it; the technician is told, with the interpreter used instead.
+    folder = make_procedure("name: Venv\n" + UNIT + "main:\n  - {name: M, python: phases.m:m}\n", {"phases/m.py": "def m():\n    pass\n"})
+    (folder / "venv" / "bin").mkdir(parents=True)
+    (folder / "venv" / "bin" / "python").symlink_to("/nonexistent/python3.9")
+    proc, _ = run_json(folder)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{folder / 'venv'}: skipped: this virtual environment has no runnable Python" in proc.stderr
+    assert "the procedure runs on " in proc.stderr

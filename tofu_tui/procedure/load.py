@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from tofu_tui.procedure.identifiers import is_valid_key
-from tofu_tui.procedure.interpreter import find_dependency_file, find_interpreter
+from tofu_tui.procedure.interpreter import find_dependency_file, find_interpreter, unusable_venvs
 from tofu_tui.procedure.preflight import preflight
 from tofu_tui.procedure.schema import PhaseSpec, ProcedureSpec
 
@@ -609,11 +609,19 @@ def load_procedure(path: Path, *, interpreter: Path | None = None) -> LoadedProc
     warnings = problems_of(_slot_warnings(spec) + _shell_ui_warnings(spec))
     if link_warning is not None:
         warnings.append(link_warning)
+    interpreter = interpreter or find_interpreter(directory)
+    for venv in unusable_venvs(directory):
+        warnings.append(
+            Problem(
+                file=str(venv),
+                message=f"skipped: this virtual environment has no runnable Python; the procedure runs on {interpreter}",
+            )
+        )
     return LoadedProcedure(
         spec=_without_shell_ui(_without_removed(spec)),
         file=file.resolve(),
         directory=directory,
-        interpreter=interpreter or find_interpreter(directory),
+        interpreter=interpreter,
         warnings=warnings,
         procedure_id=procedure_id,
         dependency_file=find_dependency_file(directory),
