@@ -62,3 +62,23 @@ def test_a_venv_without_a_runnable_python_is_named_in_a_warning(make_procedure) 
     assert proc.returncode == 0, proc.stderr
     assert f"{folder / 'venv'}: skipped: this virtual environment has no runnable Python" in proc.stderr
     assert "the procedure runs on " in proc.stderr
+
+
+def test_import_watchdog_is_reset_by_output_and_ignores_the_body(make_procedure) -> None:  # type: ignore[no-untyped-def]
+    from tests.procedure.poolkit import run_phases
+
+    folder = make_procedure(
+        yaml_for("chatty_import", "slow_body", "silent_import"),
+        {
+            # a long import that keeps printing: each line resets the §8 no-traffic window
+            "phases/chatty_import.py": "import time\nfor i in range(6):\n    print('loading', i)\n    time.sleep(0.2)\n\ndef chatty_import():\n    pass\n",
+            # the window covers the import only, not the phase body
+            "phases/slow_body.py": "import time\n\ndef slow_body():\n    time.sleep(1.3)\n",
+            "phases/silent_import.py": "import time\ntime.sleep(30)\n\ndef silent_import():\n    pass\n",
+        },
+    )
+    chatty, slow_body, silent = run_phases(folder, "chatty_import", "slow_body", "silent_import", import_stall_s=1.0)
+    assert chatty.error is None, chatty.error
+    assert [line.message for line in chatty.logs] == [f"loading {i}" for i in range(6)]
+    assert slow_body.error is None, slow_body.error
+    assert silent.error is not None and "Importing the phase module" in silent.error
