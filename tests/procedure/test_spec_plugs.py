@@ -96,3 +96,25 @@ main:
     check_stream(events)
     (phase,) = payload(events)["phases"]
     assert phase["measurements"][0]["measured_value"] == ["Dmm", "Psu"]
+
+
+def test_a_plug_a_phase_can_never_receive_is_warned_about(make_procedure) -> None:  # type: ignore[no-untyped-def]
+    from tofu_tui.procedure.load import PHASE_BUILTINS, load_procedure
+    from tofu_tui.procedure.worker import BUILTIN_NAMES
+
+    assert PHASE_BUILTINS == BUILTIN_NAMES
+    folder = make_procedure(
+        """
+        name: Shadowed
+        plugs:
+          - {name: Log, python: plugs/x.py:X}
+          - {name: Calibrate, python: plugs/x.py:X}
+          - {name: Scope, python: plugs/x.py:X}
+        main: [{name: Calibrate}, {name: Measure}]
+        """,
+        {"plugs/x.py": "class X:\n    pass\n"},
+    )
+    warnings = [str(w).split("procedure.yaml:", 1)[1] for w in load_procedure(folder).warnings]
+    assert len(warnings) == 2
+    assert warnings[0].startswith("3: plugs[0].key: plug key 'log' is also the built-in `log` parameter")
+    assert warnings[1].startswith("4: plugs[1].key: plug key 'calibrate' is also a phase key")

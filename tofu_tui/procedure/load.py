@@ -497,6 +497,29 @@ def _slot_warnings(spec: ProcedureSpec) -> list[tuple[Loc, str]]:
     ]
 
 
+# §4 built-in parameter names (the worker's BUILTIN_NAMES; a test keeps the two equal).
+PHASE_BUILTINS = ("phase", "measurements", "log", "ui", "unit", "run", "attach")
+
+
+def _plug_shadow_warnings(spec: ProcedureSpec) -> list[tuple[Loc, str]]:
+    """§4 resolves a parameter as a built-in, then an earlier phase's result, then a plug:
+    a plug whose key is taken by either never reaches a phase under that name."""
+    phase_keys = {phase.key for stage in (spec.setup, spec.main, spec.teardown) for phase in stage}
+    found: list[tuple[Loc, str]] = []
+    for index, plug in enumerate(spec.plugs):
+        if plug.key.lower() in PHASE_BUILTINS:
+            found.append(
+                (("plugs", index, "key"), f"plug key {plug.key!r} is also the built-in `{plug.key.lower()}` parameter: "
+                 "a phase asking for it gets the built-in, never the plug; give the plug another `key:`")
+            )
+        elif plug.key in phase_keys:
+            found.append(
+                (("plugs", index, "key"), f"plug key {plug.key!r} is also a phase key: once that phase has run, "
+                 "a parameter of that name gets its result, not the plug; give the plug another `key:`")
+            )
+    return found
+
+
 def _shell_ui_warnings(spec: ProcedureSpec) -> list[tuple[Loc, str]]:
     return [
         ((stage, index, "ui"), "a shell (`executable`) phase has no operator UI; this `ui` is ignored")
@@ -606,7 +629,7 @@ def load_procedure(path: Path, *, interpreter: Path | None = None) -> LoadedProc
     if problems:
         raise ProcedureLoadError(problems)
     procedure_id, link_warning = read_link_file(directory)
-    warnings = problems_of(_slot_warnings(spec) + _shell_ui_warnings(spec))
+    warnings = problems_of(_slot_warnings(spec) + _shell_ui_warnings(spec) + _plug_shadow_warnings(spec))
     if link_warning is not None:
         warnings.append(link_warning)
     interpreter = interpreter or find_interpreter(directory)
