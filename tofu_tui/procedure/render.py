@@ -8,7 +8,9 @@ Colour only on a terminal; plain text otherwise (logs, CI).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import sys
 import threading
 import time
@@ -31,18 +33,38 @@ PROMPT_NOTICE_S = 0.5  # a prompt still open this long after it was raised is re
 _DISPLAY = ("text", "image", "progress")
 
 
+def _silence(out: TextIO) -> None:
+    """Point a stream whose reader went away at /dev/null: the run itself goes on (teardown,
+    the upload queue, the exit status), and the interpreter's final flush must not fail again."""
+    with contextlib.suppress(Exception):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, out.fileno())
+        os.close(devnull)
+
+
 class JsonView:
     """One JSON object a line on stdout; the first line is `run_started` or `error`."""
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
         self.lock = threading.Lock()
+        self.closed = False
 
     def on_event(self, event: Any) -> None:
+        if self.closed:
+            return
         line = event.model_dump_json()
         with self.lock:
-            self.out.write(line + "\n")
-            self.out.flush()
+            try:
+                self.out.write(line + "\n")
+                self.out.flush()
+            except (BrokenPipeError, ValueError):  # the reader went away (`| head`), or stdout was closed
+                self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        self.closed = True
+        _silence(self.out)
+        self.notice("The reader of the event stream went away; the run goes on without it.")
 
     def attach(self, handle: Any, loop: asyncio.AbstractEventLoop) -> None:
         del handle, loop
@@ -86,6 +108,7 @@ class HumanView:
         self.color = color
         self.interactive = interactive
         self.started = time.monotonic()
+        self.closed = False  # the reader of stdout went away
         self.logs: dict[tuple[str, str | None], list[PhaseLog]] = defaultdict(list)
         self.measurements: dict[tuple[str, str | None], dict[str, Any]] = defaultdict(dict)
         self.names: dict[tuple[str, str | None], str] = {}
@@ -111,8 +134,15 @@ class HumanView:
         return f"\x1b[2m{text}\x1b[0m" if self.color else text
 
     def write(self, line: str = "") -> None:
-        self.out.write(line + "\n")
-        self.out.flush()
+        if self.closed:
+            return
+        try:
+            self.out.write(line + "\n")
+            self.out.flush()
+        except (BrokenPipeError, ValueError):  # the reader went away (`| head`), or stdout was closed
+            self.closed = True
+            _silence(self.out)
+            self.notice("The reader of the run's output went away; the run goes on without it.")
 
     def notice(self, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
