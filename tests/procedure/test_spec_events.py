@@ -74,3 +74,33 @@ def test_run_started_carries_the_unit_given_in_ui_values(make_procedure, tmp_pat
     }
     run = payload(events)
     assert (run["serial_number"], run["part_number"], run["revision_number"]) == ("SN-7", "PN-7", "C")
+
+
+def test_a_reader_that_goes_away_does_not_change_the_run_or_its_exit_status(make_procedure, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    from tests.conftest import cli_env
+
+    marker = tmp_path / "second-ran"
+    folder = make_procedure(
+        "name: Closed\n" + UNIT + "main:\n  - {name: First, python: phases.a:first}\n"
+        "  - {name: Second, python: phases.a:second, depends_on: [first]}\n",
+        {"phases/a.py": f"import time\n\ndef first(log):\n    time.sleep(0.5)\n    for i in range(20):\n        log.info(str(i))\n\n"
+         f"def second():\n    open({str(marker)!r}, 'w').close()\n    raise RuntimeError('second fails')\n"},
+    )
+    for extra in (["--json"], []):  # `tofu-tui run ... | head -1`, in both views
+        marker.unlink(missing_ok=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tofu_tui", "run", str(folder), *extra],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(),
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline()  # the first line, then the reader goes away
+        proc.stdout.close()
+        code = proc.wait(timeout=60)
+        stderr = proc.stderr.read().decode()
+        assert code == 3, stderr  # the run's ERROR, not a crash of the writer
+        assert marker.exists()  # the run went on
+        assert "event sink failed" not in stderr and "Traceback" not in stderr
+        assert stderr.count("went away; the run goes on without it") == 1

@@ -233,3 +233,20 @@ def test_unicode_names_odd_keys_and_large_arrays(make_procedure) -> None:  # typ
     assert sweep["y_axis"][0]["data"] == [1.5] * 50_000 and sweep["y_axis"][0]["units"] == "V"
     messages = [line["message"] for line in run["logs"]]
     assert "Grüße ✓ 日本" in messages and "stdout ünïcode" in messages
+
+
+SHADOWING = ("json", "types", "queue", "code", "select", "socket", "signal", "threading", "traceback", "re", "io", "string", "random")
+
+
+def test_procedure_files_named_like_the_standard_library_do_not_break_the_worker(make_procedure) -> None:  # type: ignore[no-untyped-def]
+    # The worker starts in the procedure directory: a technician's `queue.py` or `code.py`
+    # there must not replace the modules the engine's own worker imports.
+    files = {f"{name}.py": f"raise RuntimeError('the procedure\\'s {name}.py was imported')\n" for name in SHADOWING}
+    files["phases/a.py"] = "import sys\n\ndef go(measurements):\n    measurements.path0 = sys.path[0]\n"
+    folder = make_procedure("name: Shadow\n" + UNIT + "main:\n  - {name: Go, python: phases.a:go, timeout: 10s}\n", files)
+    proc, events = run_json(folder)
+    assert proc.returncode == 0, proc.stderr + proc.stdout[-2000:]
+    check_stream(events)
+    (phase,) = payload(events)["phases"]
+    assert phase["outcome"] == "PASS"
+    assert phase["measurements"][0]["measured_value"] == str(folder.resolve())  # still sys.path[0] (§1)

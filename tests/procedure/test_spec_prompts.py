@@ -146,3 +146,35 @@ def test_human_run_warns_of_a_ui_values_typo_and_claims_no_false_wait(make_proce
     # identify was answered from the file at once: no "waiting for an answer" notice for it
     assert "waiting for an answer" not in proc.stderr
     assert '--ui-values under "led_check"' in proc.stdout
+
+
+STOPPED_BY_FAILURE_YAML = (
+    "name: Halted\n"
+    + UNIT
+    + """main:
+  - {name: Fails, python: phases.a:fails}
+  - name: Ask
+    ui: {components: [{type: switch, key: ok}]}
+"""
+)
+
+
+def test_a_prompt_closed_by_a_failures_stop_keeps_the_run_fail_q1(make_procedure) -> None:  # type: ignore[no-untyped-def]
+    # on_first_failure: stop closes the running UI-only prompt (§6): that phase ends STOP
+    # (payload FAIL, §7.2), but the run keeps the failure's outcome, it is not ABORTED (Q1).
+    folder = make_procedure(
+        STOPPED_BY_FAILURE_YAML,
+        # the pause lets Ask raise its prompt first (both start together; Ask needs no worker)
+        {"phases/a.py": "import time\n\ndef fails(phase):\n    time.sleep(0.3)\n    phase.fail('bad board')\n"},
+    )
+    driver = Driver(folder)  # stdin stays open: the prompt really waits
+    try:
+        code = driver.finish()
+    finally:
+        driver.kill()
+    assert code == 1, driver.stderr()
+    check_stream(driver.events)
+    assert [c["reason"] for c in of_type(driver.events, "ui_closed")] == ["stopped"]
+    run = payload(driver.events)
+    assert run["outcome"] == "FAIL"
+    assert [(p["name"], p["outcome"]) for p in run["phases"]] == [("Fails", "FAIL"), ("Ask", "FAIL")]

@@ -240,6 +240,7 @@ class _Run:
         self._prompts: dict[str, Prompt] = {}  # job id -> its open prompt
         self._old_pools: list[WorkerPool] = []
         self._after_stop: set[str] = set()
+        self._closed_by_stop_action: set[str] = set()  # UI-only jobs whose prompt a stop action closed
         self.plugs: Any = None  # PlugManager when the procedure declares plugs
         self.plug_error: str | None = None
         self._background: set[asyncio.Task[Any]] = set()
@@ -619,7 +620,9 @@ class _Run:
         unit_updates: dict[str, Any] = {}
         try:
             answer = await self.broker.wait(prompt, deadline_s=_remaining(deadline))
-        except PromptUnanswered:
+        except PromptUnanswered as exc:
+            if exc.reason == "stopped" and not self._interrupted(job):
+                self._closed_by_stop_action.add(job.id)  # Q1: not an abort of the run
             return self._conclude(job, scope, started_at, PhaseVerdict("STOP", None, None))
         except PromptTimedOut as exc:
             return self._conclude(job, scope, started_at, self._prompt_timeout(job, deadline, exc))
@@ -916,7 +919,8 @@ class _Run:
         declared = self.slots[0].label is not None if self.slots else False
         for scope in self.slots:
             finals = [
-                FinalAttempt(a.outcome, a.error)
+                # §7.4 rule 3 counts phase.stop(), not a prompt closed by a failure's stop (Q1)
+                FinalAttempt("SKIP" if job.id in self._closed_by_stop_action else a.outcome, a.error)
                 for job, a in sched.final_attempts(scope.index)
             ]
             engine = run_outcome(

@@ -70,6 +70,20 @@ def find_interpreter(directory: Path) -> Path:
     return uv_python_find(directory) or Path(sys.executable)
 
 
+def unusable_venvs(directory: Path) -> list[Path]:
+    """`venv/` or `.venv/` folders the §1 walk passes over because they hold no runnable
+    Python (copied from another machine, a dangling link): nearer than the one it uses."""
+    found: list[Path] = []
+    for level in _upward(directory):
+        for name in ("venv", ".venv"):
+            venv = level / name
+            if venv_python(venv) is not None:
+                return found
+            if venv.is_dir():
+                found.append(venv)
+    return found
+
+
 def find_dependency_file(directory: Path) -> Path | None:
     """The nearest `pyproject.toml` (same upward walk), else `requirements.txt`, else None."""
     for level in _upward(directory):

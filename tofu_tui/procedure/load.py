@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from tofu_tui.procedure.identifiers import is_valid_key
-from tofu_tui.procedure.interpreter import find_dependency_file, find_interpreter
+from tofu_tui.procedure.interpreter import find_dependency_file, find_interpreter, unusable_venvs
 from tofu_tui.procedure.preflight import preflight
 from tofu_tui.procedure.references import PythonReference
 from tofu_tui.procedure.schema import PhaseSpec, ProcedureSpec
@@ -499,6 +499,29 @@ def _slot_warnings(spec: ProcedureSpec) -> list[tuple[Loc, str]]:
     ]
 
 
+# §4 built-in parameter names (the worker's BUILTIN_NAMES; a test keeps the two equal).
+PHASE_BUILTINS = ("phase", "measurements", "log", "ui", "unit", "run", "attach")
+
+
+def _plug_shadow_warnings(spec: ProcedureSpec) -> list[tuple[Loc, str]]:
+    """§4 resolves a parameter as a built-in, then an earlier phase's result, then a plug:
+    a plug whose key is taken by either never reaches a phase under that name."""
+    phase_keys = {phase.key for stage in (spec.setup, spec.main, spec.teardown) for phase in stage}
+    found: list[tuple[Loc, str]] = []
+    for index, plug in enumerate(spec.plugs):
+        if plug.key.lower() in PHASE_BUILTINS:
+            found.append(
+                (("plugs", index, "key"), f"plug key {plug.key!r} is also the built-in `{plug.key.lower()}` parameter: "
+                 "a phase asking for it gets the built-in, never the plug; give the plug another `key:`")
+            )
+        elif plug.key in phase_keys:
+            found.append(
+                (("plugs", index, "key"), f"plug key {plug.key!r} is also a phase key: once that phase has run, "
+                 "a parameter of that name gets its result, not the plug; give the plug another `key:`")
+            )
+    return found
+
+
 def _shell_ui_warnings(spec: ProcedureSpec) -> list[tuple[Loc, str]]:
     return [
         ((stage, index, "ui"), "a shell (`executable`) phase has no operator UI; this `ui` is ignored")
@@ -611,14 +634,22 @@ def load_procedure(path: Path, *, interpreter: Path | None = None) -> LoadedProc
     if problems:
         raise ProcedureLoadError(problems)
     procedure_id, link_warning = read_link_file(directory)
-    warnings = problems_of(_slot_warnings(spec) + _shell_ui_warnings(spec))
+    warnings = problems_of(_slot_warnings(spec) + _shell_ui_warnings(spec) + _plug_shadow_warnings(spec))
     if link_warning is not None:
         warnings.append(link_warning)
+    interpreter = interpreter or find_interpreter(directory)
+    for venv in unusable_venvs(directory):
+        warnings.append(
+            Problem(
+                file=str(venv),
+                message=f"skipped: this virtual environment has no runnable Python; the procedure runs on {interpreter}",
+            )
+        )
     return LoadedProcedure(
         spec=_without_shell_ui(_without_removed(spec)),
         file=file.resolve(),
         directory=directory,
-        interpreter=interpreter or find_interpreter(directory),
+        interpreter=interpreter,
         warnings=warnings,
         procedure_id=procedure_id,
         dependency_file=find_dependency_file(directory),

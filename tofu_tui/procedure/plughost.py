@@ -246,7 +246,7 @@ class _Host:
 
         def build() -> None:
             try:
-                cls = _load_class(self.spec["file"], self.spec["class"], self.spec["key"])
+                cls = _load_class(self.spec["file"], self.spec["class"], self.spec["key"], self.spec.get("package") or "")
                 config = self.spec.get("config") or {}
                 outcome["instance"] = cls(**config)
             except BaseException:
@@ -363,8 +363,10 @@ class _Host:
         os._exit(0)
 
 
-def _load_class(file: str, name: str, key: str) -> Any:
-    module_name = f"_tofu_tui_plug_{key}"
+def _load_class(file: str, name: str, key: str, package: str = "") -> Any:
+    # Inside a package of the procedure (plugs/dmm.py), the module belongs to it, so
+    # `from .base import Instrument` works as in a phase module.
+    module_name = f"{package}._tofu_tui_plug_{key}" if package else f"_tofu_tui_plug_{key}"
     spec = importlib.util.spec_from_file_location(module_name, file)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {file}")

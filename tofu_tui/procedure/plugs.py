@@ -107,6 +107,15 @@ class PlugProcess:
                 os.unlink(target)
 
 
+def _package_of(file: Path, directory: Path) -> str:
+    """The dotted package a plug file sits in under the procedure directory ('' at its top)."""
+    try:
+        parts = file.resolve().relative_to(directory.resolve()).parent.parts
+    except ValueError:
+        return ""
+    return ".".join(parts) if all(part.isidentifier() for part in parts) else ""
+
+
 def _kill(process: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(OSError):
         if os.name != "nt":
@@ -174,6 +183,7 @@ def start_plug(
     spec = {
         "key": plug.key,
         "file": str(reference.file),
+        "package": _package_of(reference.file, loaded.directory),
         "class": reference.callable,
         "directory": str(loaded.directory),
         "config": plug.config,

@@ -8,7 +8,9 @@ Colour only on a terminal; plain text otherwise (logs, CI).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import sys
 import threading
 import time
@@ -31,6 +33,15 @@ PROMPT_NOTICE_S = 0.5  # a prompt still open this long after it was raised is re
 _DISPLAY = ("text", "image", "progress")
 
 
+def _silence(out: TextIO) -> None:
+    """Point a stream whose reader went away at /dev/null: the run itself goes on (teardown,
+    the upload queue, the exit status), and the interpreter's final flush must not fail again."""
+    with contextlib.suppress(Exception):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, out.fileno())
+        os.close(devnull)
+
+
 class JsonView:
     """One JSON object a line on stdout; the first line is `run_started` or `error`."""
 
@@ -40,23 +51,40 @@ class JsonView:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.loop_thread: int | None = None
         self.flush_queued = False
+        self.closed = False
 
     def on_event(self, event: Any) -> None:
+        if self.closed:
+            return
         line = event.model_dump_json()
         with self.lock:
-            self.out.write(line + "\n")
-            if self.loop is None or threading.get_ident() != self.loop_thread or self.loop.is_closed():
-                self.out.flush()
-            elif not self.flush_queued:
-                # One write for what one loop turn emits (a phase's end and the next start):
-                # still live for the reader, with a fraction of the system calls and wakeups.
-                self.flush_queued = True
-                self.loop.call_soon(self._flush)
+            try:
+                self.out.write(line + "\n")
+                if self.loop is None or threading.get_ident() != self.loop_thread or self.loop.is_closed():
+                    self.out.flush()
+                elif not self.flush_queued:
+                    # One write for what one loop turn emits (a phase's end and the next
+                    # start): still live for the reader, with a fraction of the system
+                    # calls and wakeups.
+                    self.flush_queued = True
+                    self.loop.call_soon(self._flush)
+            except (BrokenPipeError, ValueError):  # the reader went away (`| head`), or stdout was closed
+                self._reader_gone()
 
     def _flush(self) -> None:
         with self.lock:
             self.flush_queued = False
-            self.out.flush()
+            if self.closed:
+                return
+            try:
+                self.out.flush()
+            except (BrokenPipeError, ValueError):
+                self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        self.closed = True
+        _silence(self.out)
+        self.notice("The reader of the event stream went away; the run goes on without it.")
 
     def attach(self, handle: Any, loop: asyncio.AbstractEventLoop) -> None:
         del handle
@@ -103,6 +131,7 @@ class HumanView:
         self.color = color
         self.interactive = interactive
         self.started = time.monotonic()
+        self.closed = False  # the reader of stdout went away
         self.logs: dict[tuple[str, str | None], list[PhaseLog]] = defaultdict(list)
         self.measurements: dict[tuple[str, str | None], dict[str, Any]] = defaultdict(dict)
         self.names: dict[tuple[str, str | None], str] = {}
@@ -128,8 +157,15 @@ class HumanView:
         return f"\x1b[2m{text}\x1b[0m" if self.color else text
 
     def write(self, line: str = "") -> None:
-        self.out.write(line + "\n")
-        self.out.flush()
+        if self.closed:
+            return
+        try:
+            self.out.write(line + "\n")
+            self.out.flush()
+        except (BrokenPipeError, ValueError):  # the reader went away (`| head`), or stdout was closed
+            self.closed = True
+            _silence(self.out)
+            self.notice("The reader of the run's output went away; the run goes on without it.")
 
     def notice(self, message: str) -> None:
         print(message, file=sys.stderr, flush=True)

@@ -523,8 +523,9 @@ class Scheduler:
         teardown_queued = any(
             j.stage == "teardown" and j.state in ("waiting", "delayed") for j in self.jobs
         )
-        # Q1: a stop caused by a failure keeps the failure's outcome.
-        if not teardown_queued and outcome not in ("FAIL", "ERROR", "TIMEOUT"):
+        # Q1: a stop caused by a failure keeps the failure's outcome; so does a phase that
+        # ends STOP because an earlier stop action closed its prompt.
+        if not teardown_queued and outcome not in ("FAIL", "ERROR", "TIMEOUT") and not self.stop_action_taken:
             self.stop_action_without_teardown = True
         self.stop_action_taken = True
         self._cancel_queued(lambda j: True)

@@ -1631,9 +1631,6 @@ class Worker:
 def main() -> None:
     proc_dir = os.path.abspath(sys.argv[1])
     fd = int(sys.argv[2])
-    # Python put this file's folder (script) or "" (bootstrap) first on sys.path; the procedure's
-    # directory goes there instead so `import phases.x` and helpers resolve as in a phase.
-    sys.path[0] = proc_dir
     os.set_inheritable(fd, False)
     sock = socket.socket(fileno=fd)
     try:
@@ -1646,6 +1643,10 @@ def main() -> None:
         pass
     worker = Worker(proc_dir, Channel(sock))
     worker.install_capture()
+    # This file's folder is first on sys.path (see workerstart); the procedure's directory
+    # goes there instead, once the worker's own imports are done (a procedure's `queue.py`
+    # must not shadow them), so `import phases.x` and helpers resolve as in a phase.
+    sys.path[0] = proc_dir
     real_exit = os._exit
 
     def flushing_exit(code: int) -> None:

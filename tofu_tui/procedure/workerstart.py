@@ -13,9 +13,13 @@ from pathlib import Path
 
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
 # Loaded as a module rather than run as a script: a script is compiled from source on
-# every start (~40 ms for worker.py), a module uses its cached bytecode.
+# every start (~40 ms for worker.py), a module uses its cached bytecode. `-c` puts the
+# working directory (the procedure's) first on sys.path, where a procedure's `code.py` or
+# `queue.py` would shadow the standard library the worker imports: the worker's own folder
+# stands there instead, as for a script, until main() puts the procedure directory there.
 _WORKER_BOOTSTRAP = (
-    "import sys, importlib.util as u; s = u.spec_from_file_location('_tofu_tui_worker', sys.argv[1]); "
+    "import sys, os; sys.path[0] = os.path.dirname(sys.argv[1]); "
+    "import importlib.util as u; s = u.spec_from_file_location('_tofu_tui_worker', sys.argv[1]); "
     "m = u.module_from_spec(s); sys.modules[s.name] = m; s.loader.exec_module(m); "
     "del sys.argv[0]; m.main()"
 )
