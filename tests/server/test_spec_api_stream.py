@@ -36,3 +36,28 @@ def test_events_the_station_shrinks_are_stored_and_the_stream_stays_open(server:
     assert "characters cut" in stored[0]["event"]["message"]
     assert stored[1]["event"]["run"]["logs"][-1]["message"].startswith("line 2999")
     assert len(json.dumps(stored[1]["event"])) < 60_000
+
+
+def test_a_stream_whose_key_is_revoked_is_closed_at_once(server: Server) -> None:
+    import pytest
+    from websockets.exceptions import ConnectionClosed
+
+    kept, renewed, removed = server.station("kept"), server.station("renewed"), server.station("removed")
+    keys = {s: server.enroll(s)["api_key"] for s in (kept, renewed, removed)}
+    streams = {s: open_stream(server, key) for s, key in keys.items()}
+    try:
+        for ws in streams.values():
+            sync(ws)
+        new_key = server.enroll(renewed)["api_key"]  # a new setup token replaces the key
+        assert server.admin.delete(f"/api/v2/stations/{removed}").status_code == 200
+        for station_id in (renewed, removed):
+            with pytest.raises(ConnectionClosed) as closed:
+                receive_until(streams[station_id], "never", timeout=5)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+            assert "revoked" in closed.value.rcvd.reason
+        sync(streams[kept])  # the others are untouched
+        with open_stream(server, new_key) as ws:
+            sync(ws)
+    finally:
+        for ws in streams.values():
+            ws.close()
