@@ -93,3 +93,45 @@ def test_delete_runs_takes_repeated_ids_and_needs_one(server: Server) -> None:
     assert deleted.status_code == 200 and sorted(deleted.json()["id"]) == sorted([a, b])
     assert [r["id"] for r in server.admin.get("/api/v2/runs").json()["data"]] == [c]
     assert server.admin.delete("/api/v2/runs").status_code == 422
+
+
+def _naive_datetimes(value: object, path: str = "") -> list[str]:
+    """Every datetime string in a JSON value that carries no timezone."""
+    import re
+
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _naive_datetimes(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _naive_datetimes(v, f"{path}[{i}]")]
+    if isinstance(value, str) and re.match(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}", value):
+        return [] if re.search(r"(Z|[+-]\d{2}:\d{2})$", value) else [f"{path}={value}"]
+    return []
+
+
+def test_every_datetime_read_back_has_a_timezone_even_when_sent_without(server: Server) -> None:
+    """api.md: datetimes are ISO-8601 with timezone. A body sent without zones (the
+    official client passes a naive datetime through) is read as UTC, never a 500."""
+    procedure = server.procedure()
+    station_id = server.station()
+    server.link(station_id, procedure)
+    key = server.enroll(station_id)["api_key"]
+    server.client(key).post("/api/cli/heartbeat", json={})
+    body = run_body(procedure, sequences=[{"path": "cal", "name": "Cal", "outcome": "PASS",
+                                           "started_at": "2026-03-10T11:00:00", "ended_at": "2026-03-10T11:00:01"}])
+    body["started_at"], body["ended_at"] = "2026-03-10T11:00:00", "2026-03-10T11:00:05"
+    body["phases"][0]["started_at"], body["phases"][0]["sequence_path"] = "2026-03-10T11:00:00", "cal"
+    body["logs"][0]["timestamp"] = "2026-03-10T11:00:00.5"
+    run_id = server.admin.post("/api/v2/runs", json=body).json()["id"]
+    got = server.admin.get(f"/api/v2/runs/{run_id}")
+    assert got.status_code == 200, got.text
+    assert got.json()["started_at"] == "2026-03-10T11:00:00Z" and got.json()["phases"][0]["duration"] == "PT1S"
+    token = server.admin.post(f"/api/v2/stations/{station_id}/setup-token").json()
+    answers = [got.json(), token, server.client(key).post("/api/cli/heartbeat", json={}).json()]
+    for path in ("/api/v2/runs", "/api/v2/stations", f"/api/v2/stations/{station_id}", "/api/v2/procedures",
+                 f"/api/v2/procedures/{procedure}", f"/api/v2/stations/{station_id}/uptime?days=2"):
+        response = server.admin.get(path)
+        assert response.status_code == 200, (path, response.text)
+        answers.append(response.json())
+    assert [p for a in answers for p in _naive_datetimes(a)] == []
+    client = TofuPilot(api_key=server.key, server_url=server.url + "/api")
+    assert client.runs.get(id=run_id).phases[0].started_at.tzinfo is not None
