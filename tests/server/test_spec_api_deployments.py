@@ -96,3 +96,23 @@ def test_deploy_by_ref_or_sha_pulls_only_linked_stations_and_rollback_needs_no_r
     assert current["procedures"][0]["deployment"]["id"] == by_branch["id"]
     assert [c["name"] for c in stations[linked].post("/api/cli/heartbeat", json={}).json()["commands"]] == ["Pull"]
     assert server.admin.post(f"/api/v2/procedures/{procedure_id}/rollback", json={"deployment_id": "nope"}).status_code == 404
+
+
+def test_deleting_a_procedure_deletes_its_runs_as_tofupilot_does(server: Server, tmp_path: Path) -> None:
+    """The official client documents `procedures.delete` as removing the procedure's
+    runs and attachments too; runs of other procedures stay."""
+    from tests.server.conftest import run_body
+
+    client = TofuPilot(api_key=server.key, server_url=server.url + "/api")
+    doomed, kept = server.procedure("doomed"), server.procedure("kept")
+    run = server.admin.post("/api/v2/runs", json=run_body(doomed)).json()["id"]
+    other = server.admin.post("/api/v2/runs", json=run_body(kept)).json()["id"]
+    report = tmp_path / "report.txt"
+    report.write_text("bytes")
+    attachment = client.runs.attachments.upload(id=run, file=report)
+    assert (server.data_dir / "attachments" / attachment).exists()
+    assert client.procedures.delete(id=doomed).id == doomed
+    assert server.admin.get(f"/api/v2/runs/{run}").status_code == 404
+    assert not (server.data_dir / "attachments" / attachment).exists()
+    assert [r["id"] for r in server.admin.get("/api/v2/runs").json()["data"]] == [other]
+    assert client.procedures.get(id=kept).runs_count == 1

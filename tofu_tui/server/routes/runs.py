@@ -26,7 +26,14 @@ from tofu_tui.server.deps import AnyKey, Principal, SessionDep, StateDep, UserKe
 from tofu_tui.server.errors import ERROR_RESPONSES, APIError, forbidden
 from tofu_tui.server.keys import new_id, sign, signature_ok
 from tofu_tui.server.state import ServerState
-from tofu_tui.server.views import MAX_LIMIT, base_url, duration, paginate, stable_id
+from tofu_tui.server.views import (
+    MAX_LIMIT,
+    base_url,
+    duration,
+    paginate,
+    remove_attachment_files,
+    stable_id,
+)
 
 router = APIRouter(responses=ERROR_RESPONSES)
 
@@ -491,14 +498,6 @@ def list_runs(
     )
 
 
-def _remove_files(state: ServerState, attachment_ids: list[str]) -> None:
-    for attachment_id in attachment_ids:
-        try:
-            (state.settings.attachments_dir / attachment_id).unlink()
-        except FileNotFoundError:
-            pass
-
-
 @router.delete("/api/v2/runs", response_model=schemas.RunDeleteOut, tags=["runs"])
 def delete_runs(
     session: SessionDep, state: StateDep, _: UserKey, ids: Annotated[list[str], Query(min_length=1, max_length=100)]
@@ -510,7 +509,7 @@ def delete_runs(
     session.execute(delete(db.Attachment).where(db.Attachment.run_id.in_(found)))
     session.execute(delete(db.Run).where(db.Run.id.in_(found)))
     session.commit()
-    _remove_files(state, attachment_ids)
+    remove_attachment_files(state, attachment_ids)
     return schemas.RunDeleteOut(id=found)
 
 
