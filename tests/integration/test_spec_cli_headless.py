@@ -75,3 +75,22 @@ def test_a_clean_stop_exits_0(server: RealServer, tmp_path: Path) -> None:
     finally:
         daemon.stop()
     _check_log(daemon)
+
+
+def test_a_one_shot_run_keeps_its_files_under_tofu_tui_home(tmp_path: Path) -> None:
+    from tests.station.gitrepo import PHASES_PY, PROCEDURE_YAML
+
+    folder = tmp_path / "fvt"
+    folder.mkdir()
+    (folder / "procedure.yaml").write_text(PROCEDURE_YAML.format(name="FVT"))
+    (folder / "phases.py").write_text(PHASES_PY.format(marker="1", delay=0))
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    env = {
+        "TOFU_TUI_HOME": str(home), "TOFU_TUI_CACHE_DIR": "", "HOME": str(elsewhere),
+        "XDG_CONFIG_HOME": str(elsewhere / "config"), "XDG_DATA_HOME": str(elsewhere / "data"),
+        "XDG_STATE_HOME": str(elsewhere / "state"), "XDG_CACHE_HOME": str(elsewhere / "cache"),
+    }
+    result = run_cli(["run", str(folder), "--serial", "SN-1", "--part", "PCB-A", "--headless"], env=env)
+    assert result.returncode == 0, result.stderr
+    assert not elsewhere.exists() or [p for p in elsewhere.rglob("*") if p.is_file()] == []
+    assert any(p.is_file() for p in (home / "cache").rglob("*"))
