@@ -153,8 +153,10 @@ def init_cmd(data_dir: Path, db_url: str | None, host: str, port: int, as_json: 
 @click.option("--log-level", default="warning", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--workers", envvar="WEB_CONCURRENCY", default=1, show_default=True, type=int,
               help="Must be 1: the server runs in one process (see above).")
+@click.option("--json", "as_json", is_flag=True,
+              help='Once ready, print one JSON object: {"url", "data"} (and "api_key" when it made the first one).')
 def start_cmd(data_dir: Path, host: str, port: int, db_url: str | None, public_url: str | None, log_level: str,
-              workers: int) -> None:
+              workers: int, as_json: bool) -> None:
     """Serve the dashboard API until SIGINT or SIGTERM.
 
     One process serves everything: the live stream hub (the stations' open streams and
@@ -187,9 +189,15 @@ def start_cmd(data_dir: Path, host: str, port: int, db_url: str | None, public_u
     save_defaults(data_dir, AdminDefaults(url=public_url or url, api_key=defaults.api_key or new_key, db_url=db_url))
 
     def announce() -> None:
-        click.echo(f"tofu-tui server listening on {url} (data: {data_dir})", err=False)
-        if new_key:
-            click.echo(f"Admin API key (shown once, also saved in {data_dir}/admin.toml): {new_key}")
+        if as_json:
+            ready: dict[str, Any] = {"url": url, "data": str(data_dir)}
+            if new_key:
+                ready["api_key"] = new_key
+            click.echo(json.dumps(ready))
+        else:
+            click.echo(f"tofu-tui server listening on {url} (data: {data_dir})", err=False)
+            if new_key:
+                click.echo(f"Admin API key (shown once, also saved in {data_dir}/admin.toml): {new_key}")
         sys.stdout.flush()
 
     try:

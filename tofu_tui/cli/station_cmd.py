@@ -127,11 +127,12 @@ def whoami(as_json: bool) -> None:
 
 
 @click.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="With no command: `queue ls --json`.")
 @click.pass_context
-def queue(ctx: click.Context) -> None:
+def queue(ctx: click.Context, as_json: bool) -> None:
     """Inspect and steer the offline upload queue (default: ls)."""
     if ctx.invoked_subcommand is None:
-        ctx.invoke(queue_ls)
+        ctx.invoke(queue_ls, as_json=as_json)
 
 
 @queue.command("ls")

@@ -34,6 +34,9 @@ def cache_dir() -> Path:
     override = os.environ.get("TOFU_TUI_CACHE_DIR")
     if override:
         return Path(override) / "procedures"
+    home = os.environ.get("TOFU_TUI_HOME")
+    if home:  # cli.md: TOFU_TUI_HOME holds all of a station's files, its cache too
+        return Path(home).expanduser().absolute() / "cache" / "procedures"
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("tofu-tui")) / "procedures"

@@ -95,10 +95,14 @@ class ServerState:
             self._keys[hashed] = principal
         return principal
 
-    def keys_revoked(self) -> None:
-        """Call after revoking keys (commit first)."""
+    def keys_revoked(self, *station_ids: str | None) -> None:
+        """Call after revoking keys (commit first). The streams of these stations look
+        at their key again, so one opened with a revoked key is closed at once."""
         with self._keys_lock:
             self._keys.clear()
+        for station_id in station_ids:
+            if station_id:
+                self.hub.wake(station_id)
 
     def now(self) -> datetime:
         return self.settings.now()

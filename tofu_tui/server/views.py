@@ -55,6 +55,12 @@ def paginate(session: Session, query: Select[Any], limit: int, cursor: int) -> t
     return rows[:limit], meta
 
 
+def remove_attachment_files(state: ServerState, attachment_ids: list[str]) -> None:
+    """The stored bytes of deleted attachments (after the commit that deleted their rows)."""
+    for attachment_id in attachment_ids:
+        (state.settings.attachments_dir / attachment_id).unlink(missing_ok=True)
+
+
 def get_or_404(session: Session, model: type[T], ident: str, what: str) -> T:
     row = session.get(model, ident)
     if row is None or getattr(row, "archived_at", None) is not None:

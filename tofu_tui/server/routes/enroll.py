@@ -78,7 +78,7 @@ def redeem(body: schemas.RedeemIn, session: SessionDep, state: StateDep) -> sche
     station.mac_address = body.mac_address
     station.cli_version = body.cli_version
     session.commit()
-    state.keys_revoked()
+    state.keys_revoked(station.id)
     return schemas.RedeemOut(
         api_key=key,
         station_id=station.id,
@@ -142,5 +142,5 @@ def revoke_key(id: str, session: SessionDep, state: StateDep, _: UserKey) -> sch
         raise APIError(404, "not_found", f"No key with id {id!r}.")
     row.revoked_at = row.revoked_at or state.now()
     session.commit()
-    state.keys_revoked()
+    state.keys_revoked(row.station_id)
     return schemas.IdOut(id=id)

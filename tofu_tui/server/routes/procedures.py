@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from tofu_tui.server import db, gitrepo, schemas
@@ -21,6 +21,7 @@ from tofu_tui.server.views import (
     deployment_out,
     get_or_404,
     paginate,
+    remove_attachment_files,
     repository_out,
     runs_count,
 )
@@ -165,9 +166,13 @@ def update_procedure(id: str, body: schemas.ProcedureUpdateIn, session: SessionD
 
 @router.delete("/api/v2/procedures/{id}", response_model=schemas.IdOut, tags=["procedures"])
 def delete_procedure(id: str, session: SessionDep, state: StateDep, _: UserKey) -> schemas.IdOut:
+    """Delete a procedure with its runs and their attachments, as TofuPilot's API does
+    (its official client documents it so); its stations are told to pull."""
     get_or_404(session, db.Procedure, id, "procedure")
-    if session.execute(select(func.count()).select_from(db.Run).where(db.Run.procedure_id == id)).scalar_one():
-        raise APIError(409, "conflict", "This procedure has runs: delete them first.")
+    runs = select(db.Run.id).where(db.Run.procedure_id == id)
+    attachment_ids = list(session.execute(select(db.Attachment.id).where(db.Attachment.run_id.in_(runs))).scalars())
+    session.execute(delete(db.Attachment).where(db.Attachment.run_id.in_(runs)))
+    session.execute(delete(db.Run).where(db.Run.procedure_id == id))
     stations = list(session.execute(select(db.StationProcedure.station_id).where(db.StationProcedure.procedure_id == id)).scalars())
     session.execute(delete(db.StationProcedure).where(db.StationProcedure.procedure_id == id))
     session.execute(update(db.Procedure).where(db.Procedure.id == id).values(active_deployment_id=None))
@@ -176,6 +181,7 @@ def delete_procedure(id: str, session: SessionDep, state: StateDep, _: UserKey) 
     for station_id in stations:
         state.queue_command(session, station_id, {"name": "Pull"})
     session.commit()
+    remove_attachment_files(state, attachment_ids)
     for station_id in stations:
         state.hub.wake(station_id)
     return schemas.IdOut(id=id)

@@ -8,13 +8,13 @@ import mimetypes
 import os
 import unicodedata
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import FileResponse
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Table, and_, asc, bindparam, delete, desc, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -26,7 +26,14 @@ from tofu_tui.server.deps import AnyKey, Principal, SessionDep, StateDep, UserKe
 from tofu_tui.server.errors import ERROR_RESPONSES, APIError, forbidden
 from tofu_tui.server.keys import new_id, sign, signature_ok
 from tofu_tui.server.state import ServerState
-from tofu_tui.server.views import MAX_LIMIT, base_url, duration, paginate, stable_id
+from tofu_tui.server.views import (
+    MAX_LIMIT,
+    base_url,
+    duration,
+    paginate,
+    remove_attachment_files,
+    stable_id,
+)
 
 router = APIRouter(responses=ERROR_RESPONSES)
 
@@ -264,8 +271,16 @@ def _measurement(m: dict[str, Any]) -> schemas.MeasurementOut:
     )
 
 
+_DATETIME: TypeAdapter[datetime] = TypeAdapter(datetime)
+
+
 def _parse_dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+    """A datetime of the stored body, parsed as it was accepted; one without a zone is
+    UTC (as the run's own columns are), so every datetime read back has a timezone."""
+    if not value:
+        return None
+    parsed = _DATETIME.validate_python(value)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def _summary(run: db.Run, doc: dict[str, Any], procedure_name: str, station_name: str | None) -> dict[str, Any]:
@@ -352,8 +367,8 @@ def get_run(id: str, request: Request, session: SessionDep, state: StateDep, pri
                 id=p["id"],
                 name=p["name"],
                 outcome=p["outcome"],
-                started_at=p["started_at"],
-                ended_at=p["ended_at"],
+                started_at=_parse_dt(p["started_at"]),
+                ended_at=_parse_dt(p["ended_at"]),
                 duration=duration(_parse_dt(p["started_at"]), _parse_dt(p["ended_at"])),
                 retry_count=p.get("retry_count") or 0,
                 sequence_path=p.get("sequence_path"),
@@ -371,8 +386,8 @@ def get_run(id: str, request: Request, session: SessionDep, state: StateDep, pri
                 name=s["name"],
                 source=s.get("source"),
                 outcome=s["outcome"],
-                started_at=s.get("started_at"),
-                ended_at=s.get("ended_at"),
+                started_at=_parse_dt(s.get("started_at")),
+                ended_at=_parse_dt(s.get("ended_at")),
                 duration=duration(_parse_dt(s.get("started_at")), _parse_dt(s.get("ended_at")))
                 if s.get("started_at") and s.get("ended_at")
                 else None,
@@ -387,7 +402,7 @@ def get_run(id: str, request: Request, session: SessionDep, state: StateDep, pri
         ],
         logs=[
             schemas.LogOut(
-                id=log["id"], level=log["level"], timestamp=log["timestamp"], message=log["message"],
+                id=log["id"], level=log["level"], timestamp=_parse_dt(log["timestamp"]), message=log["message"],
                 source_file=log.get("source_file", "unknown"), line_number=log.get("line_number", 0),
             )
             for log in doc["logs"]
@@ -483,14 +498,6 @@ def list_runs(
     )
 
 
-def _remove_files(state: ServerState, attachment_ids: list[str]) -> None:
-    for attachment_id in attachment_ids:
-        try:
-            (state.settings.attachments_dir / attachment_id).unlink()
-        except FileNotFoundError:
-            pass
-
-
 @router.delete("/api/v2/runs", response_model=schemas.RunDeleteOut, tags=["runs"])
 def delete_runs(
     session: SessionDep, state: StateDep, _: UserKey, ids: Annotated[list[str], Query(min_length=1, max_length=100)]
@@ -502,7 +509,7 @@ def delete_runs(
     session.execute(delete(db.Attachment).where(db.Attachment.run_id.in_(found)))
     session.execute(delete(db.Run).where(db.Run.id.in_(found)))
     session.commit()
-    _remove_files(state, attachment_ids)
+    remove_attachment_files(state, attachment_ids)
     return schemas.RunDeleteOut(id=found)
 
 

@@ -136,7 +136,7 @@ def remove_station(id: str, session: SessionDep, state: StateDep, _: UserKey) ->
             session.execute(delete(table).where(table.station_id == id))
         session.delete(station)
     session.commit()
-    state.keys_revoked()
+    state.keys_revoked(id)
     return schemas.IdOut(id=id)
 
 

@@ -128,17 +128,30 @@ async def stream(websocket: WebSocket) -> None:
             await websocket.send_json({"type": "command", "command": command})
             sent.add(str(command["id"]))
 
+    async def key_still_valid() -> bool:
+        """A key revoked while its stream is open (the station removed, enrolled again,
+        the key deleted) ends the stream, so the station learns it now (cli.md: exit 75)."""
+        current, why = await run_in_threadpool(_station_for_key, state, key)
+        if current == station_id:
+            return True
+        await websocket.close(CLOSE_UNAUTHORIZED, why[:120])
+        return False
+
     async def send_commands() -> None:
         while True:
             try:
                 await asyncio.wait_for(wake.wait(), timeout=state.settings.ws_ping_interval)
             except TimeoutError:
+                if not await key_still_valid():
+                    return
                 await websocket.send_json({"type": "ping"})
                 await run_in_threadpool(_touch, state, station_id)
                 # Also catches a command whose wake-up was missed.
                 await send_pending()
                 continue
             wake.clear()
+            if not await key_still_valid():
+                return
             await send_pending()
 
     async def receive_events() -> None:
