@@ -599,6 +599,8 @@ class _Run:
             self._prompts.pop(job.id, None)
 
     def _upcoming_python(self, job: Job) -> str | None:
+        if self.pool is None or self.pool.size != 1:
+            return None  # with several workers the next phase may well go to another one
         upcoming = self.scheduler.upcoming(job) if self.scheduler is not None else None
         if upcoming is None or upcoming.phase.python is None or upcoming.phase.executable is not None:
             return None
