@@ -30,7 +30,8 @@ def scrub(value: Any) -> Any:
 def loads(raw: bytes | str) -> Any:
     """json.loads, scrubbed when the text escapes any surrogate (valid pairs decode whole)."""
     value = json.loads(raw)
-    data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
-    if _ESCAPED.search(data) or (isinstance(raw, str) and _LONE.search(raw)):
+    if isinstance(raw, bytes):  # the hot path (worker lines): one fast scan when no `\u` at all
+        return scrub(value) if b"\\u" in raw and _ESCAPED.search(raw) else value
+    if _LONE.search(raw) or ("\\u" in raw and _ESCAPED.search(raw.encode("utf-8", "surrogatepass"))):
         return scrub(value)
     return value
