@@ -78,7 +78,7 @@ async def until(pilot: Pilot[Any], condition: Callable[[], Any], what: str, time
             return value
         await pilot.pause(0.05)
     raise AssertionError(f"timed out waiting for {what}; the screen:\n{screen_text(pilot.app)}\n"
-                         f"notifications:\n{toasts(pilot.app)}")
+                         f"notifications:\n{toasts(pilot.app)}\nfocused: {pilot.app.focused!r}")
 
 
 async def prompt_shown(pilot: Pilot[Any], label: str = "Inspection note") -> Any:

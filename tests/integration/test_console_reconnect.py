@@ -40,7 +40,7 @@ async def test_console_reconnects_after_the_daemon_is_killed_and_restarted(serve
             daemon.signal(signal.SIGKILL)
             await asyncio.to_thread(daemon.wait, 10)
             await until(pilot, lambda: "daemon restarting… reconnecting" in screen_text(app), "the reconnecting state")
-            await until(pilot, lambda: "(try 3" in screen_text(app), "more tries while the daemon is down")
+            await until(pilot, lambda: "reconnecting (try 3)" in screen_text(app), "more tries while the daemon is down")
 
             daemon = Daemon(station.home)
             await asyncio.to_thread(daemon.event, "daemon_started")

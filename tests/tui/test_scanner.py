@@ -11,7 +11,7 @@ from textual import events
 from textual.pilot import Pilot
 
 from tests.tui import scenarios
-from tests.tui.conftest import settle
+from tests.tui.conftest import screen_text, settle
 from tests.tui.scripted import ScriptedBackend, fixed_clock
 from tofu_tui.models.commands import RunCommand, UiResponseCommand
 from tofu_tui.tui.app import StationConsole
@@ -104,3 +104,18 @@ async def test_a_burst_answers_a_phase_prompt_field_by_field() -> None:
         assert isinstance(app.screen, PromptForm)
         await burst(pilot, "B-1\tFX-2\n")
     assert backend.sent == [UiResponseCommand(request_id="req-1", values={"board": "B-1", "fixture": "FX-2"})]
+
+
+async def test_r_is_a_letter_in_a_form_and_in_the_palette() -> None:
+    # `r` starts a run only from the main screen, though its binding goes first.
+    backend = ScriptedBackend(scenarios.idle_status())
+    app = console(backend)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot, backend)
+        await pilot.press("r")
+        await burst(pilot, "rr-1\tpr\n")
+        await pilot.press("ctrl+p", *"retry")
+        for _ in range(10):
+            await pilot.pause(0.02)
+        assert "Retry upload" in screen_text(app)
+    assert backend.sent == [RunCommand(procedure_id="proc-charger", serial_number="rr-1", part_number="pr")]

@@ -410,7 +410,7 @@ class StationConsole(App[None]):
         tries = 0
         while True:
             tries += 1
-            self.reconnecting = "daemon restarting… reconnecting" + (f" (try {tries}, every {delay:g}s)" if tries > 1 else "")
+            self.reconnecting = "daemon restarting… reconnecting" + (f" (try {tries})" if tries > 1 else "")
             self._redraw_header()
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX_S)

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.reactive import reactive
 from textual.screen import ModalScreen
 from textual.widget import Widget
@@ -403,7 +404,7 @@ class PromptForm(ModalScreen[bool]):
         width: 90%; max-width: 100; height: auto; max-height: 100%;
         border: round $accent; background: $surface; padding: 0 1;
     }
-    PromptForm #title { text-style: bold; height: 1; color: $accent; }
+    PromptForm #title { text-style: bold; height: 1; color: $accent; dock: top; }
     PromptForm #fields { height: auto; max-height: 1fr; }
     PromptForm .label { text-style: bold; }
     PromptForm Input, PromptForm TextArea, PromptForm Select, PromptForm RadioSet, PromptForm SelectionList, PromptForm Slider {
@@ -414,7 +415,7 @@ class PromptForm(ModalScreen[bool]):
     PromptForm .help { color: $text-muted; }
     PromptForm .error { color: red; text-style: bold; display: none; }
     PromptForm #form-error { color: red; text-style: bold; display: none; height: auto; }
-    PromptForm #buttons { height: 1; align-horizontal: right; }
+    PromptForm #buttons { height: 1; align-horizontal: right; dock: bottom; }
     PromptForm #buttons Button { margin-left: 1; min-width: 12; }
     PromptForm #keys { width: 1fr; }
     PromptForm RadioSet, PromptForm SelectionList { height: auto; max-height: 8; width: 1fr; }
@@ -423,6 +424,7 @@ class PromptForm(ModalScreen[bool]):
     PromptForm Input { width: 1fr; }
     PromptForm .affix { width: auto; padding: 0 1; }
     PromptForm .row { height: auto; }
+    PromptForm .field { height: auto; }
     """
 
     def __init__(
@@ -458,7 +460,10 @@ class PromptForm(ModalScreen[bool]):
             yield Static(id="form-error")
             with VerticalScroll(id="fields"):
                 for index, component in enumerate(self.components):
-                    yield from self._compose_field(index, component)
+                    # One box per field: focus scrolls the whole of it (label, hint,
+                    # message) into view, not just the input under a hidden label.
+                    with Vertical(classes="field"):
+                        yield from self._compose_field(index, component)
             with Horizontal(id="buttons"):
                 yield Static(Text(f"Enter or ctrl+s: {self.submit_label.lower()} · Esc: {self.later_label.lower()}", style="bright_black"), id="keys")
                 yield Button(self.later_label, id="later", compact=True)
@@ -572,11 +577,29 @@ class PromptForm(ModalScreen[bool]):
         self.fields.append(Field(component, key, widget, error))
         yield error
 
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        box = next((node for node in event.widget.ancestors_with_self if node.has_class("field")), None)
+        try:  # a focus can still arrive while the form is being taken down
+            fields = self.query_one("#fields", VerticalScroll)
+        except NoMatches:
+            return
+        if box is not None:
+            # After the focus's own scroll (to the input alone), once laid out.
+            self.call_after_refresh(fields.scroll_to_widget, box, animate=False)
+
     def on_mount(self) -> None:
         # Focus moves at once here (`set_focus`), not later as `widget.focus()` does:
         # keys already waiting in the app (a scan) must find the field they belong to.
+        try:  # a form closed before it was mounted has no widgets left
+            fields = self.query_one("#fields", VerticalScroll)
+            submit = self.query_one("#submit", Button)
+        except NoMatches:
+            return
         first = next((f.widget for f in self.fields if f.widget is not None and f.widget.focusable), None)
-        self.set_focus(first if first is not None else self.query_one("#submit", Button))
+        self.set_focus(first if first is not None else submit, scroll_visible=False)
+        # The form opens at its top: what comes before the first field (an instruction,
+        # a picture) is read first.
+        self.call_after_refresh(fields.scroll_home, animate=False, immediate=True)
 
     # --- live updates ------------------------------------------------------------
 

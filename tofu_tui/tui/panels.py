@@ -61,10 +61,11 @@ class StationHeader(TextLine):
     ) -> None:
         text = Text(no_wrap=True, overflow="ellipsis")
         if reconnecting is not None:
+            # What is going on first: at 80 columns the station's name may not fit.
             text.append(" ⟳ RECONNECTING ", style="bold black on yellow")
+            text.append(f" {reconnecting}")
             if status is not None and (status.station_name or status.station_id):
-                text.append(f" {status.station_name or status.station_id}", style="bold")
-            text.append(f"  {reconnecting}")
+                text.append(f"  {status.station_name or status.station_id}", style="bold")
             self.set(text)
             return
         if not reachable or status is None:
