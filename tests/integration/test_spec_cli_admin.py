@@ -34,6 +34,8 @@ def usage_error(args: list[str], *words: str) -> str:
     result = run_cli(args)
     assert result.returncode == 2, (args, result.returncode, result.stdout, result.stderr)
     assert result.stdout == "" and result.stderr.strip(), args
+    # One or two plain sentences: no usage block, no traceback.
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
     for word in words:
         assert word in result.stderr, (args, result.stderr)
     return result.stderr

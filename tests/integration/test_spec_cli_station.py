@@ -73,3 +73,4 @@ def test_station_usage_errors_exit_2(tmp_path: Path) -> None:
         result = run_cli(args, env=env)
         assert result.returncode == 2, (args, result.returncode, result.stderr)
         assert result.stdout == "" and word in result.stderr, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1 and not result.stderr.startswith("Usage"), result.stderr

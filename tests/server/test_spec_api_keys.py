@@ -154,3 +154,34 @@ def test_keys_are_stored_only_as_hashes(server: Server) -> None:
     stored = b"".join(p.read_bytes() for p in server.data_dir.glob("server.db*"))
     for secret in (token, key, user_key, server.key):
         assert secret.encode() not in stored
+
+
+def test_a_shared_procedure_shows_a_station_none_of_the_other_station_s_data(server: Server, tmp_path: object) -> None:
+    """Two stations on one procedure: what one reads of it (procedure, deployments) names
+    neither the other station nor its runs; the admin sees both."""
+    from pathlib import Path
+
+    from tests.server.conftest import make_repo
+
+    make_repo(Path(str(tmp_path)) / "repo")
+    a, b = server.station("a"), server.station("b")
+    procedure = server.procedure("shared", {"url": str(Path(str(tmp_path)) / "repo")})
+    server.link(a, procedure)
+    server.link(b, procedure)
+    dep = server.admin.post("/api/v2/deployments", json={"procedure_id": procedure}).json()["id"]
+    key_a = server.client(server.enroll(a)["api_key"])
+    key_b = server.client(server.enroll(b)["api_key"])
+    run_a = key_a.post("/api/v2/runs", json=run_body(procedure, serial="SN-A")).json()["id"]
+    run_b = key_b.post("/api/v2/runs", json=run_body(procedure, serial="SN-B")).json()["id"]
+
+    seen = key_a.get(f"/api/v2/procedures/{procedure}").json()
+    assert [r["id"] for r in seen["recent_runs"]] == [run_a]
+    assert [s["id"] for s in seen["stations"]] == [a]
+    assert [s["id"] for s in key_a.get(f"/api/v2/deployments/{dep}").json()["stations"]] == [a]
+    assert [s["id"] for s in key_a.get("/api/v2/deployments").json()["data"][0]["stations"]] == [a]
+    for answer in (key_a.get(f"/api/v2/procedures/{procedure}"), key_a.get(f"/api/v2/deployments/{dep}"),
+                   key_a.get("/api/v2/deployments"), key_a.get("/api/v2/stations/current"), key_a.get("/api/v2/runs")):
+        assert b not in answer.text and run_b not in answer.text and "SN-B" not in answer.text
+    admin = server.admin.get(f"/api/v2/procedures/{procedure}").json()
+    assert {r["id"] for r in admin["recent_runs"]} == {run_a, run_b} and {s["id"] for s in admin["stations"]} == {a, b}
+    assert {s["id"] for s in server.admin.get(f"/api/v2/deployments/{dep}").json()["stations"]} == {a, b}

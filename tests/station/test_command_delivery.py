@@ -78,6 +78,8 @@ async def test_unacknowledged_command_is_resent_and_run_once_across_a_restart(se
         await _until(lambda: _delivered(server) == {pull: True}, "the repeat acknowledged")
         stop = _command(server, station_id, "Stop")
         await _until(lambda: stop in received, "the next command")
+        # The station acks before it acts; the server records the ack a moment later.
+        await _until(lambda: _delivered(server) == {pull: True, stop: True}, "the next command acknowledged")
     finally:
         task.cancel()
     assert received == [pull, stop]  # the repeat was acknowledged and dropped, not run again

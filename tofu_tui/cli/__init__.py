@@ -44,4 +44,19 @@ demo_cmd.register(cli)
 
 
 def main() -> None:
-    cli(prog_name="tofu-tui")
+    try:
+        result = cli.main(prog_name="tofu-tui", standalone_mode=False)
+    except click.UsageError as exc:
+        # cli.md: one or two plain sentences on stderr that say what to do, exit 2 (not
+        # click's usage block): what was wrong, then where the help is.
+        where = f" See `{exc.ctx.command_path} --help`." if exc.ctx is not None else ""
+        click.echo(f"Error: {exc.format_message()}{where}", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    # Commands end with sys.exit; an int here is the code of click's own Exit (--help, --version).
+    sys.exit(result if isinstance(result, int) else 0)

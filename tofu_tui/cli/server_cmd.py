@@ -336,9 +336,16 @@ def rollback_cmd(procedure: str, deployment: str, data_dir: Path | None, url: st
 COMMAND_NAMES = ["Run", "Stop", "Kill", "Pull", "UiResponse", "QueueRetry", "QueueDrop", "Exit"]
 
 
+def _command_name(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    for name in COMMAND_NAMES:
+        if name.lower() == value.lower():
+            return name
+    raise click.BadParameter(f"{value!r} is not a command; use one of {', '.join(COMMAND_NAMES)}.")
+
+
 @server_group.command("command")
 @click.argument("station")
-@click.argument("name", metavar="NAME", type=click.Choice(COMMAND_NAMES, case_sensitive=False))
+@click.argument("name", metavar="NAME", callback=_command_name)
 @click.option("--procedure", help="Run: the procedure (id or name).")
 @click.option("--serial", help="Run: the unit's serial number.")
 @click.option("--part", help="Run: the unit's part number.")
@@ -366,7 +373,6 @@ def command_cmd(
 
     NAME is one of Run, Stop, Kill, Pull, UiResponse, QueueRetry, QueueDrop, Exit.
     """
-    name = next(n for n in COMMAND_NAMES if n.lower() == name.lower())
     if name == "Run" and not procedure:
         raise click.UsageError("Run needs --procedure.")
     if name == "QueueDrop" and queue_id is None:

@@ -151,16 +151,17 @@ def repository_out(procedure: db.Procedure) -> schemas.RepositoryOut | None:
     return schemas.RepositoryOut(url=procedure.repo_url, branch=procedure.repo_branch or "main", path=procedure.repo_path)
 
 
-def deployment_out(session: Session, dep: db.Deployment) -> schemas.DeploymentOut:
+def deployment_out(session: Session, dep: db.Deployment, viewer: str | None = None) -> schemas.DeploymentOut:
+    """`viewer`: the station whose key asks; it is shown no other station."""
     procedure = session.get(db.Procedure, dep.procedure_id)
-    stations = [
-        schemas.DeploymentStation(id=s.id, name=s.name)
-        for s in session.execute(
-            select(db.Station)
-            .join(db.StationProcedure, db.StationProcedure.station_id == db.Station.id)
-            .where(db.StationProcedure.procedure_id == dep.procedure_id, db.Station.archived_at.is_(None))
-        ).scalars()
-    ]
+    query = (
+        select(db.Station)
+        .join(db.StationProcedure, db.StationProcedure.station_id == db.Station.id)
+        .where(db.StationProcedure.procedure_id == dep.procedure_id, db.Station.archived_at.is_(None))
+    )
+    if viewer is not None:
+        query = query.where(db.Station.id == viewer)
+    stations = [schemas.DeploymentStation(id=s.id, name=s.name) for s in session.execute(query).scalars()]
     name = describe(dep.repo_url)
     return schemas.DeploymentOut(
         id=dep.id,

@@ -117,14 +117,17 @@ def get_procedure(id: str, session: SessionDep, principal: AnyKey) -> schemas.Pr
     procedure = get_or_404(session, db.Procedure, id, "procedure")
     if not principal.is_user and session.get(db.StationProcedure, (principal.station_id, id)) is None:
         raise APIError(403, "forbidden", "This procedure is not linked to this station.")
-    recent = session.execute(
-        select(db.Run).where(db.Run.procedure_id == id).order_by(db.Run.started_at.desc()).limit(10)
-    ).scalars()
-    stations = session.execute(
+    recent_query = select(db.Run).where(db.Run.procedure_id == id).order_by(db.Run.started_at.desc()).limit(10)
+    stations_query = (
         select(db.Station)
         .join(db.StationProcedure, db.StationProcedure.station_id == db.Station.id)
         .where(db.StationProcedure.procedure_id == id)
-    ).scalars()
+    )
+    if not principal.is_user:  # a station key sees no other station's runs or name
+        recent_query = recent_query.where(db.Run.station_id == principal.station_id)
+        stations_query = stations_query.where(db.Station.id == principal.station_id)
+    recent = session.execute(recent_query).scalars()
+    stations = session.execute(stations_query).scalars()
     return schemas.ProcedureOut(
         id=procedure.id,
         identifier=procedure.identifier,
@@ -256,7 +259,7 @@ def list_deployments(
     rows, meta = paginate(session, query, limit, cursor)
     data = []
     for dep in rows:
-        full = deployment_out(session, dep)
+        full = deployment_out(session, dep, viewer=principal.station_id)
         assert full.commit is not None
         data.append(
             schemas.DeploymentListItem(
@@ -285,7 +288,7 @@ def get_deployment(id: str, session: SessionDep, principal: AnyKey) -> schemas.D
     dep = get_or_404(session, db.Deployment, id, "deployment")
     if not principal.is_user and session.get(db.StationProcedure, (principal.station_id, dep.procedure_id)) is None:
         raise APIError(403, "forbidden", "This deployment's procedure is not linked to this station.")
-    return deployment_out(session, dep)
+    return deployment_out(session, dep, viewer=principal.station_id)
 
 
 @router.post("/api/v2/procedures/{id}/rollback", response_model=schemas.DeploymentOut, tags=["deployments"])
