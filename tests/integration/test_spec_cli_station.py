@@ -74,3 +74,62 @@ def test_station_usage_errors_exit_2(tmp_path: Path) -> None:
         assert result.returncode == 2, (args, result.returncode, result.stderr)
         assert result.stdout == "" and word in result.stderr, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1 and not result.stderr.startswith("Usage"), result.stderr
+
+
+# Every command and flag cli.md names (each command also answers --help).
+SPEC_COMMANDS: dict[tuple[str, ...], set[str]] = {
+    (): {"--headless", "--help"},
+    ("login",): {"--token", "--url", "--ca-cert"},
+    ("logout",): set(),
+    ("whoami",): set(),
+    ("status",): {"--json"},
+    ("pull",): set(),
+    ("run",): {"--procedure", "--ui-values", "--serial", "--part"},
+    ("queue",): {"--json"},
+    ("queue", "ls"): {"--json"},
+    ("queue", "get"): set(),
+    ("queue", "retry"): set(),
+    ("queue", "rm"): {"--all"},
+    ("queue", "export"): {"--out"},
+    ("service", "install"): set(),
+    ("service", "uninstall"): set(),
+    ("service", "start"): set(),
+    ("service", "stop"): set(),
+    ("service", "status"): set(),
+    ("uninstall",): {"--keep-data", "--yes"},
+    ("doctor",): set(),
+    ("server", "init"): {"--data", "--json"},
+    ("server", "start"): {"--data", "--host", "--port", "--db"},
+    ("server", "key", "create"): {"--data", "--json"},
+    ("server", "station", "create"): {"--data", "--json"},
+    ("server", "station", "token"): {"--data", "--json"},
+    ("server", "procedure", "create"): {"--repo", "--branch", "--path", "--data", "--json"},
+    ("server", "link"): {"--data", "--url", "--key", "--json"},
+    ("server", "unlink"): {"--data", "--url", "--key", "--json"},
+    ("server", "deploy"): {"--ref", "--data", "--json"},
+    ("server", "rollback"): {"--data", "--json"},
+    ("server", "command"): {"--procedure", "--serial", "--part", "--ui-values", "--data", "--json"},
+    ("demo",): {"--headless", "--runs"},
+}
+
+
+def test_every_command_and_flag_of_cli_md_exists_and_has_help() -> None:
+    import click
+    from click.testing import CliRunner
+
+    from tofu_tui.cli import cli
+
+    runner = CliRunner()
+    for path, flags in SPEC_COMMANDS.items():
+        command: click.Command = cli
+        ctx = click.Context(cli, info_name="tofu-tui")
+        for name in path:
+            assert isinstance(command, click.Group), path
+            found = command.get_command(ctx, name)
+            assert found is not None, f"no command {' '.join(path)}"
+            command = found
+        options = {opt for param in command.params for opt in getattr(param, "opts", []) if opt.startswith("--")}
+        options.add("--help")
+        assert flags <= options, (path, flags - options)
+        result = runner.invoke(cli, [*path, "--help"])
+        assert result.exit_code == 0 and "Usage:" in result.output, (path, result.output)
