@@ -7,15 +7,51 @@ Each command family lives in its own module and registers itself here; heavy imp
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
 from tofu_tui import __version__
-from tofu_tui.cli import demo_cmd, run_cmd, server_cmd, service_cmd, station_cmd
+
+# Command name -> the module that registers it (`register(group)`): a module is
+# imported only when one of its commands runs, or for the full --help.
+# tests/test_cli_commands.py checks this against what the modules register.
+COMMAND_MODULES = {
+    "run": "run_cmd",
+    "login": "station_cmd",
+    "logout": "station_cmd",
+    "whoami": "station_cmd",
+    "queue": "station_cmd",
+    "status": "station_cmd",
+    "pull": "station_cmd",
+    "doctor": "station_cmd",
+    "server": "server_cmd",
+    "service": "service_cmd",
+    "uninstall": "service_cmd",
+    "demo": "demo_cmd",
+}
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMAND_MODULES))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in COMMAND_MODULES:
+            register(self, COMMAND_MODULES[cmd_name])
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+
+def register(group: click.Group, module: str) -> None:
+    importlib.import_module(f"tofu_tui.cli.{module}").register(group)
+
+
+@click.group(
+    cls=LazyGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.option("--headless", is_flag=True, help="Run the unattended station daemon (no UI).")
 @click.version_option(__version__, prog_name="tofu-tui")
 @click.pass_context
@@ -36,11 +72,6 @@ def cli(ctx: click.Context, headless: bool) -> None:
     sys.exit(run_console())
 
 
-run_cmd.register(cli)
-station_cmd.register(cli)
-server_cmd.register(cli)
-service_cmd.register(cli)
-demo_cmd.register(cli)
 
 
 def main() -> None:
