@@ -76,8 +76,10 @@ def _hermetic_interpreter(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def _hermetic_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
-    # The parsed-procedure cache of this test session, not the user's (children inherit it).
+    # The parsed-procedure cache and the per-user config (e.g. the admin commands' current
+    # server) of this test session, not the user's; child processes inherit them.
     os.environ["TOFU_TUI_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "cache")
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.getbasetemp() / "xdg-config")
 
 
 @pytest.fixture

@@ -30,8 +30,8 @@ def one_object(args: list[str]) -> dict[str, Any]:
     return body
 
 
-def usage_error(args: list[str], *words: str) -> str:
-    result = run_cli(args)
+def usage_error(args: list[str], *words: str, env: dict[str, str] | None = None) -> str:
+    result = run_cli(args, env=env)
     assert result.returncode == 2, (args, result.returncode, result.stdout, result.stderr)
     assert result.stdout == "" and result.stderr.strip(), args
     # One or two plain sentences: no usage block, no traceback.
@@ -144,7 +144,8 @@ def test_admin_usage_errors_exit_2_with_a_plain_message(served: tuple[Path, dict
     usage_error(["server", "init"], "--data")
     usage_error(["server", "start"], "--data")
     usage_error(["server", "start", "--data", str(tmp_path / "x"), "--port", "http"], "--port")
-    usage_error(["server", "key", "create"], "--data")  # which server?
+    # Which server? (This "user" has set none up: else it is the one last set up.)
+    usage_error(["server", "key", "create"], "--data", env={"TOFU_TUI_HOME": str(tmp_path / "nobody")})
     usage_error(["server", "frobnicate"], "frobnicate")
     # Not a usage error, but as plain: the server's refusal, one line, exit 1.
     refused = run_cli(["server", "rollback", "FVT", "no-such-deployment", *d])

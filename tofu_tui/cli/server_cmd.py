@@ -1,8 +1,9 @@
 """`tofu-tui server …`: run the local dashboard and administer it over its HTTP API.
 
 Every admin command finds the server and an admin key from `--url`/`--key`, the
-environment (`TOFU_TUI_SERVER_URL`, `TOFU_TUI_SERVER_KEY`), or the defaults that
-`server init` saved in the data folder; `--json` prints exactly one JSON object.
+environment (`TOFU_TUI_SERVER_URL`, `TOFU_TUI_SERVER_KEY`), the defaults that
+`server init` saved in the data folder (`--data`), or else the data folder of the
+server this user last initialised or started; `--json` prints exactly one JSON object.
 """
 
 from __future__ import annotations
@@ -91,14 +92,17 @@ def admin_options(func: Any) -> Any:
     func = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")(func)
     func = click.option("--key", envvar="TOFU_TUI_SERVER_KEY", help="An admin API key (default: the one saved in DIR).")(func)
     func = click.option("--url", envvar="TOFU_TUI_SERVER_URL", help="The server's URL (default: the one saved in DIR).")(func)
-    func = click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), help=DATA_HELP)(func)
+    func = click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
+                        help=DATA_HELP + " Default: the server last initialised or started by this user.")(func)
     return func
 
 
 def connect(data_dir: Path | None, url: str | None, key: str | None) -> AdminClient:
-    if data_dir is not None:
-        from tofu_tui.server.defaults import load_defaults
+    from tofu_tui.server.defaults import current_data_dir, load_defaults
 
+    if data_dir is None and not url and not key:
+        data_dir = current_data_dir()  # the server this user last set up or started
+    if data_dir is not None:
         defaults = load_defaults(data_dir)
         url = url or defaults.url
         key = key or defaults.api_key
@@ -131,11 +135,13 @@ def server_group() -> None:
 def init_cmd(data_dir: Path, db_url: str | None, host: str, port: int, as_json: bool) -> None:
     """Create the server's database and print an admin API key (shown only once)."""
     from tofu_tui.server.admin import init_data_dir
+    from tofu_tui.server.defaults import remember_current
 
     try:
         key, url = init_data_dir(data_dir, db_url=db_url, host=host, port=port)
     except Exception as exc:  # a bad --db URL, an unwritable folder
         fail(f"Cannot set up {data_dir}: {exc}")
+    remember_current(data_dir)
     emit(
         as_json,
         {"api_key": key, "url": url},
@@ -169,7 +175,12 @@ def start_cmd(data_dir: Path, host: str, port: int, db_url: str | None, public_u
             "memory. Drop --workers (or unset WEB_CONCURRENCY); for a bigger fleet use --db with PostgreSQL."
         )
     from tofu_tui.server.admin import create_user_key
-    from tofu_tui.server.defaults import AdminDefaults, load_defaults, save_defaults
+    from tofu_tui.server.defaults import (
+        AdminDefaults,
+        load_defaults,
+        remember_current,
+        save_defaults,
+    )
     from tofu_tui.server.runner import bind, serve, url_of
     from tofu_tui.server.settings import Settings
 
@@ -187,6 +198,7 @@ def start_cmd(data_dir: Path, host: str, port: int, db_url: str | None, public_u
         # A newcomer who skipped `init`: make the first admin key now.
         new_key = create_user_key(settings, name="init")
     save_defaults(data_dir, AdminDefaults(url=public_url or url, api_key=defaults.api_key or new_key, db_url=db_url))
+    remember_current(data_dir)
 
     def announce() -> None:
         if as_json:

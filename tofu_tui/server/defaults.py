@@ -42,3 +42,44 @@ def save_defaults(data_dir: Path, defaults: AdminDefaults) -> None:
     os.replace(tmp, path)
 
 
+
+
+# The data folder of the server this user last set up or started: the admin commands'
+# last resort when neither --data nor --url/--key (nor their environment variables)
+# say which server, so `server init` then `server link S P` works as cli.md writes it.
+CURRENT_FILE = "server.json"
+
+
+def _current_pointer() -> Path:
+    home = os.environ.get("TOFU_TUI_HOME")
+    if home:
+        return Path(home).expanduser().absolute() / CURRENT_FILE
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("tofu-tui")) / CURRENT_FILE
+
+
+def remember_current(data_dir: Path) -> None:
+    """Best effort: an unwritable config folder only loses the convenience."""
+    import json
+
+    try:
+        pointer = _current_pointer()
+        pointer.parent.mkdir(parents=True, exist_ok=True)
+        tmp = pointer.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"data": str(Path(data_dir).absolute())}), encoding="utf-8")
+        os.replace(tmp, pointer)
+    except OSError:
+        pass
+
+
+def current_data_dir() -> Path | None:
+    """The remembered data folder, if it still holds a server's defaults."""
+    import json
+
+    try:
+        data = json.loads(_current_pointer().read_text(encoding="utf-8"))
+        folder = Path(data["data"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return folder if (folder / CLIENT_FILE).is_file() else None
