@@ -12,6 +12,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import tempfile
 import threading
 import time
 import uuid
@@ -229,6 +230,7 @@ class _Run:
         ]
         self.shared = _Scope(None, None, -1, None)
         self.pool: WorkerPool | None = None
+        self.attachments_dir: Path | None = None  # set as the run starts (run_attachments)
         self.scheduler: Scheduler | None = None
         self.stopped = False
         self.killed = False
@@ -272,6 +274,28 @@ class _Run:
 
     # --- the run -------------------------------------------------------------------
     async def main(self) -> RunResult:
+        from tofu_tui.procedure import run_attachments
+
+        store = run_attachments.RunAttachments(self.execution_id)
+        files: run_attachments.RunAttachments | None = store
+        try:
+            self.attachments_dir = store.open()
+        except Exception as exc:  # an unwritable cache costs the tidy folder, never the run
+            self.attachments_dir = Path(tempfile.mkdtemp(prefix="tofu-attachments-"))
+            log.warning("attachments go to %s: the attachment folder %s cannot be used (%s)",
+                        self.attachments_dir, store.folder, exc)
+            files = None
+        # Other runs' old folders go while this one starts (a thread: it walks the disk).
+        pruning = asyncio.ensure_future(asyncio.to_thread(run_attachments.prune))
+        try:
+            return await self._main()
+        finally:
+            with contextlib.suppress(Exception):
+                await pruning
+            if files is not None:
+                files.close()
+
+    async def _main(self) -> RunResult:
         for scope in self.slots:
             self.emit(
                 RunStarted(
@@ -285,7 +309,7 @@ class _Run:
         # Start the first worker now so its interpreter start overlaps identify.
         size = max(1, min(self.spec.execution.workers, self._worker_jobs()))
         prestarted, self.options.prestarted = self.options.prestarted, None
-        self.pool = WorkerPool(self.loaded, size, self._live, prestarted=prestarted)
+        self.pool = WorkerPool(self.loaded, size, self._live, prestarted=prestarted, attachments_dir=self.attachments_dir)
         pool_start = asyncio.ensure_future(self.pool.start())
         try:
             for scope in self.slots:
@@ -409,7 +433,7 @@ class _Run:
         if not pending_teardown:
             self.pool = None
             return
-        self.pool = WorkerPool(self.loaded, SHUTDOWN_TEARDOWN_WORKERS, self._live)
+        self.pool = WorkerPool(self.loaded, SHUTDOWN_TEARDOWN_WORKERS, self._live, attachments_dir=self.attachments_dir)
         try:
             await self.pool.start()
         except Exception as exc:
@@ -571,7 +595,7 @@ class _Run:
             from tofu_tui.procedure.pool import AttemptRequest, WorkerPool
 
             if self.pool is None:  # defensive: teardown after a stop found no pool
-                self.pool = WorkerPool(self.loaded, SHUTDOWN_TEARDOWN_WORKERS, self._live)
+                self.pool = WorkerPool(self.loaded, SHUTDOWN_TEARDOWN_WORKERS, self._live, attachments_dir=self.attachments_dir)
 
             request = AttemptRequest(
                 phase=phase,
