@@ -150,3 +150,37 @@ def test_the_folder_follows_the_cache_settings(monkeypatch: pytest.MonkeyPatch, 
     import platformdirs
 
     assert run_attachments.attachments_root() == Path(platformdirs.user_cache_dir("tofu-tui")) / "attachments"
+
+
+def test_a_queued_upload_keeps_its_files_through_pruning_until_uploaded(  # type: ignore[no-untyped-def]
+        make_procedure, server, tmp_path: Path) -> None:
+    import httpx
+
+    from tests.station.test_real_server import enroll
+    from tofu_tui.station.enroll import client_for
+    from tofu_tui.station.paths import station_paths
+    from tofu_tui.station.queue import Drainer, UploadQueue
+
+    home = tmp_path / "station"
+    station_id = enroll(server, home)
+    # linked to the station, else the server refuses its runs (the repository is never fetched)
+    procedure_id = server.procedure("Attaching", "file:///nowhere", station_id)
+    folder = make_procedure(ATTACHING_YAML, {"phases/a.py": ATTACHING_PY})
+    env = _run_env(tmp_path, TOFU_TUI_HOME=str(home), TOFUPILOT_PROCEDURE_ID=procedure_id)
+    proc, events = run_json(folder, "--upload", env=env)  # no daemon runs: it stays queued
+    assert proc.returncode == 0, proc.stderr
+    run_folder = tmp_path / "cache" / "attachments" / events[0]["execution_id"]
+    assert run_folder.is_dir()
+    # every run folder goes, this one included, before the upload happens
+    assert prune(tmp_path / "cache" / "attachments", Limits(keep_runs=0, grace_s=0)) == [run_folder.name]
+    assert not run_folder.exists()
+    config, client = client_for(station_paths(home))
+    queue = UploadQueue(station_paths(home), config.installation_id)
+    try:
+        assert Drainer(queue, client, lambda e: None).drain() is None
+        assert queue.entries() == []
+    finally:
+        queue.close()
+    (summary,) = server.runs()
+    files = {a["name"]: httpx.get(a["download_url"]).content for a in server.run(summary["id"])["attachments"]}
+    assert files == {"trace.csv": b"t,v\n0,3.3\n", "raw.bin": b"raw"}
