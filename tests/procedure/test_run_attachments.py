@@ -184,3 +184,22 @@ def test_a_queued_upload_keeps_its_files_through_pruning_until_uploaded(  # type
     (summary,) = server.runs()
     files = {a["name"]: httpx.get(a["download_url"]).content for a in server.run(summary["id"])["attachments"]}
     assert files == {"trace.csv": b"t,v\n0,3.3\n", "raw.bin": b"raw"}
+
+
+def test_plug_logs_are_kept_with_the_run_not_in_the_temp_folder(make_procedure, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = make_procedure(
+        "name: Plugged\n" + UNIT
+        + "plugs: [{name: Meter, python: 'plugs.meters:Meter', scope: execution}]\n"
+        + "main: [{name: Read, python: phases.p:read}]\n",
+        {
+            "plugs/meters.py": "import sys\n\nclass Meter:\n    def __init__(self):\n"
+                               "        print('meter ready', file=sys.stderr)\n\n"
+                               "    def read(self):\n        return 3.3\n",
+            "phases/p.py": "def read(meter):\n    assert meter.read() == 3.3\n",
+        },
+    )
+    proc, events = run_json(folder, env=_run_env(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    log = tmp_path / "cache" / "attachments" / events[0]["execution_id"] / "plug-logs" / "meter.log"
+    assert "meter ready" in log.read_text()
+    assert list((tmp_path / "system-tmp").iterdir()) == []

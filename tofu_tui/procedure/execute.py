@@ -94,7 +94,7 @@ class RunOptions:
     deployment_id: str | None = None
     execution_id: str | None = None  # minted if None
     station_plugs: Any = None  # plugs.StationPlugs of a long-lived station host
-    plug_log_dir: Path | None = None  # where plug stdout/stderr go (default: a temp dir)
+    plug_log_dir: Path | None = None  # where plug stdout/stderr go (default: the run's attachment folder)
     prestarted: Any = None  # a pool.PrestartedWorker for this procedure, adopted by the first pool
 
 
@@ -362,7 +362,11 @@ class _Run:
     async def _start_plugs(self) -> None:
         from tofu_tui.procedure.plugs import PlugManager
 
-        self.plugs = PlugManager(self.loaded, log_dir=self.options.plug_log_dir, station=self.options.station_plugs)
+        # Plug logs are the run's files too: kept, and pruned, with its attachments.
+        log_dir = self.options.plug_log_dir
+        if log_dir is None and self.attachments_dir is not None:
+            log_dir = self.attachments_dir / "plug-logs"
+        self.plugs = PlugManager(self.loaded, log_dir=log_dir, station=self.options.station_plugs)
         try:
             await self.plugs.start_execution()
         except Exception as exc:
