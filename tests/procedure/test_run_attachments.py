@@ -112,7 +112,8 @@ def test_prune_by_age_and_by_total_size_oldest_first(tmp_path: Path) -> None:
 
 def test_prune_never_touches_a_run_in_progress_nor_one_just_finished(tmp_path: Path) -> None:
     running = RunAttachments("in-progress", root=tmp_path)
-    folder = running.open()
+    folder = running.create()
+    running.lock()
     (folder / "f.bin").write_bytes(b"x")
     when = time.time() - 90 * DAY
     os.utime(folder, (when, when))

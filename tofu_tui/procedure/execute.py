@@ -277,23 +277,27 @@ class _Run:
         from tofu_tui.procedure import run_attachments
 
         store = run_attachments.RunAttachments(self.execution_id)
-        files: run_attachments.RunAttachments | None = store
+        owned: run_attachments.RunAttachments | None = store
         try:
-            self.attachments_dir = store.open()
+            self.attachments_dir = store.create()
         except Exception as exc:  # an unwritable cache costs the tidy folder, never the run
             self.attachments_dir = Path(tempfile.mkdtemp(prefix="tofu-attachments-"))
-            log.warning("attachments go to %s: the attachment folder %s cannot be used (%s)",
-                        self.attachments_dir, store.folder, exc)
-            files = None
-        # Other runs' old folders go while this one starts (a thread: it walks the disk).
-        pruning = asyncio.ensure_future(asyncio.to_thread(run_attachments.prune))
+            log.warning("attachments go to %s: %s cannot be used (%s)", self.attachments_dir, store.folder, exc)
+            owned = None
+
+        def housekeeping() -> None:  # a thread: it walks the disk while the run starts
+            if owned is not None:
+                owned.lock()
+            run_attachments.prune()
+
+        pruning = asyncio.ensure_future(asyncio.to_thread(housekeeping))
         try:
             return await self._main()
         finally:
             with contextlib.suppress(Exception):
                 await pruning
-            if files is not None:
-                files.close()
+            if owned is not None:
+                owned.close()
 
     async def _main(self) -> RunResult:
         for scope in self.slots:

@@ -23,10 +23,12 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-from filelock import FileLock, Timeout
+from typing import TYPE_CHECKING
 
 from tofu_tui.procedure.spec_cache import cache_root
+
+if TYPE_CHECKING:
+    from filelock import BaseFileLock
 
 KEEP_DAYS = 14.0
 KEEP_RUNS = 500
@@ -78,13 +80,24 @@ class RunAttachments:
     def __init__(self, execution_id: str, root: Path | None = None) -> None:
         self.root = root if root is not None else attachments_root()
         self.folder = self.root / _safe_id(execution_id)
-        self._lock = FileLock(self.root / f"{self.folder.name}.lock")
+        self._lock: BaseFileLock | None = None
 
-    def open(self) -> Path:
-        """Create and lock the folder; returns it."""
+    def create(self) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._lock.acquire(timeout=0)
         return self.folder
+
+    def lock(self) -> None:
+        """Mark the run in progress for other processes' pruning. Any thread: filelock's
+        import is a few percent of a one-shot run, so the engine does this off its loop."""
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(self.root / f"{self.folder.name}.lock", thread_local=False)
+        try:
+            lock.acquire(timeout=0)
+        except (Timeout, OSError) as exc:  # only the grace period protects it then
+            _log.warning("cannot lock the attachment folder %s: %s", self.folder, exc)
+            return
+        self._lock = lock
 
     def close(self) -> None:
         """The run is over: an empty folder goes; one with files stays, freshly dated so that
@@ -96,9 +109,11 @@ class RunAttachments:
                 self.folder.rmdir()
         except OSError:
             pass
-        self._lock.release()
-        # Only this run ever locks this name: once released, its lock file has no use.
-        Path(self._lock.lock_file).unlink(missing_ok=True)
+        if self._lock is not None:
+            self._lock.release()
+            # Only this run ever locks this name: once released, its lock file has no use.
+            Path(self._lock.lock_file).unlink(missing_ok=True)
+            self._lock = None
 
 
 def _safe_id(execution_id: str) -> str:
@@ -145,7 +160,9 @@ def prune(root: Path | None = None, limits: Limits | None = None, *, now: float 
 
 
 def _remove_unlocked(root: Path, name: str) -> bool:
-    lock = FileLock(root / f"{name}.lock")
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(root / f"{name}.lock", thread_local=False)
     try:
         lock.acquire(timeout=0)
     except Timeout:
