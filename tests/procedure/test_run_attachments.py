@@ -204,3 +204,28 @@ def test_plug_logs_are_kept_with_the_run_not_in_the_temp_folder(make_procedure, 
     log = tmp_path / "cache" / "attachments" / events[0]["execution_id"] / "plug-logs" / "meter.log"
     assert "meter ready" in log.read_text()
     assert list((tmp_path / "system-tmp").iterdir()) == []
+
+
+def test_an_in_process_run_like_the_daemons_keeps_them_in_the_station_home(  # type: ignore[no-untyped-def]
+        make_procedure, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import asyncio
+
+    from tofu_tui.procedure.execute import RunOptions, start_run
+    from tofu_tui.procedure.load import load_procedure
+
+    monkeypatch.delenv("TOFU_TUI_CACHE_DIR")
+    monkeypatch.setenv("TOFU_TUI_HOME", str(tmp_path / "station"))
+    root = tmp_path / "station" / "cache" / "attachments"
+    stale = _old_folder(root, "stale-run", 30 * DAY)
+    folder = make_procedure(ATTACHING_YAML, {"phases/a.py": ATTACHING_PY})
+
+    async def main() -> tuple[str, list[Path]]:
+        handle = await start_run(load_procedure(folder), RunOptions(), lambda event: None)
+        result = await handle.wait()
+        assert result.outcome == "PASS", result.error
+        return handle.execution_id, [Path(a.path) for a in result.attachments[0]]
+
+    execution_id, paths = asyncio.run(main())
+    assert [p.read_bytes() for p in paths] == [b"t,v\n0,3.3\n", b"raw"]
+    assert {p.parent for p in paths} == {root / execution_id}
+    assert not stale.exists()
