@@ -87,6 +87,8 @@ def run(
     Exit status: 0 PASS, 1 FAIL, 2 usage or load error (nothing ran),
     3 ERROR, 4 TIMEOUT, 5 ABORTED (stopped, SIGINT/SIGTERM).
     Ctrl-C once stops the run (teardown still runs); twice kills it.
+
+    Attachments stay in CACHE/attachments/EXECUTION_ID (CACHE: ~/.cache/tofu-tui on Linux, TOFU_TUI_HOME/cache if set); old ones are pruned (TOFU_TUI_ATTACHMENTS_KEEP_DAYS, _KEEP_RUNS, _MAX_MB).
     """
     unit = {
         "serial_number": serial,

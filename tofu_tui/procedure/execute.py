@@ -12,6 +12,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import tempfile
 import threading
 import time
 import uuid
@@ -93,7 +94,7 @@ class RunOptions:
     deployment_id: str | None = None
     execution_id: str | None = None  # minted if None
     station_plugs: Any = None  # plugs.StationPlugs of a long-lived station host
-    plug_log_dir: Path | None = None  # where plug stdout/stderr go (default: a temp dir)
+    plug_log_dir: Path | None = None  # where plug stdout/stderr go (default: the run's attachment folder)
     prestarted: Any = None  # a pool.PrestartedWorker for this procedure, adopted by the first pool
 
 
@@ -229,6 +230,7 @@ class _Run:
         ]
         self.shared = _Scope(None, None, -1, None)
         self.pool: WorkerPool | None = None
+        self.attachments_dir: Path | None = None  # set as the run starts (run_attachments)
         self.scheduler: Scheduler | None = None
         self.stopped = False
         self.killed = False
@@ -272,6 +274,32 @@ class _Run:
 
     # --- the run -------------------------------------------------------------------
     async def main(self) -> RunResult:
+        from tofu_tui.procedure import run_attachments
+
+        store = run_attachments.RunAttachments(self.execution_id)
+        owned: run_attachments.RunAttachments | None = store
+        try:
+            self.attachments_dir = store.create()
+        except Exception as exc:  # an unwritable cache costs the tidy folder, never the run
+            self.attachments_dir = Path(tempfile.mkdtemp(prefix="tofu-attachments-"))
+            log.warning("attachments go to %s: %s cannot be used (%s)", self.attachments_dir, store.folder, exc)
+            owned = None
+
+        def housekeeping() -> None:  # a thread: it walks the disk while the run starts
+            if owned is not None:
+                owned.lock()
+            run_attachments.prune()
+
+        pruning = asyncio.ensure_future(asyncio.to_thread(housekeeping))
+        try:
+            return await self._main()
+        finally:
+            with contextlib.suppress(Exception):
+                await pruning
+            if owned is not None:
+                owned.close()
+
+    async def _main(self) -> RunResult:
         for scope in self.slots:
             self.emit(
                 RunStarted(
@@ -285,7 +313,7 @@ class _Run:
         # Start the first worker now so its interpreter start overlaps identify.
         size = max(1, min(self.spec.execution.workers, self._worker_jobs()))
         prestarted, self.options.prestarted = self.options.prestarted, None
-        self.pool = WorkerPool(self.loaded, size, self._live, prestarted=prestarted)
+        self.pool = WorkerPool(self.loaded, size, self._live, prestarted=prestarted, attachments_dir=self.attachments_dir)
         pool_start = asyncio.ensure_future(self.pool.start())
         try:
             for scope in self.slots:
@@ -338,7 +366,11 @@ class _Run:
     async def _start_plugs(self) -> None:
         from tofu_tui.procedure.plugs import PlugManager
 
-        self.plugs = PlugManager(self.loaded, log_dir=self.options.plug_log_dir, station=self.options.station_plugs)
+        # Plug logs are the run's files too: kept, and pruned, with its attachments.
+        log_dir = self.options.plug_log_dir
+        if log_dir is None and self.attachments_dir is not None:
+            log_dir = self.attachments_dir / "plug-logs"
+        self.plugs = PlugManager(self.loaded, log_dir=log_dir, station=self.options.station_plugs)
         try:
             await self.plugs.start_execution()
         except Exception as exc:
@@ -409,7 +441,7 @@ class _Run:
         if not pending_teardown:
             self.pool = None
             return
-        self.pool = WorkerPool(self.loaded, SHUTDOWN_TEARDOWN_WORKERS, self._live)
+        self.pool = WorkerPool(self.loaded, SHUTDOWN_TEARDOWN_WORKERS, self._live, attachments_dir=self.attachments_dir)
         try:
             await self.pool.start()
         except Exception as exc:
@@ -571,7 +603,7 @@ class _Run:
             from tofu_tui.procedure.pool import AttemptRequest, WorkerPool
 
             if self.pool is None:  # defensive: teardown after a stop found no pool
-                self.pool = WorkerPool(self.loaded, SHUTDOWN_TEARDOWN_WORKERS, self._live)
+                self.pool = WorkerPool(self.loaded, SHUTDOWN_TEARDOWN_WORKERS, self._live, attachments_dir=self.attachments_dir)
 
             request = AttemptRequest(
                 phase=phase,

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -381,5 +382,5 @@ class PlugManager:
         for process in self._started:
             await asyncio.to_thread(process.stop)
         if self._socket_dir is not None:
-            with contextlib.suppress(OSError):
-                self._socket_dir.rmdir()
+            # A killed plug host leaves its socket file: the folder is this run's alone.
+            shutil.rmtree(self._socket_dir, ignore_errors=True)

@@ -30,16 +30,21 @@ _fingerprint: bytes | None = None
 _log = logging.getLogger(__name__)
 
 
-def cache_dir() -> Path:
+def cache_root() -> Path:
+    """tofu-tui's cache folder: parsed procedures, and the attachments of past runs."""
     override = os.environ.get("TOFU_TUI_CACHE_DIR")
     if override:
-        return Path(override) / "procedures"
+        return Path(override)
     home = os.environ.get("TOFU_TUI_HOME")
     if home:  # cli.md: TOFU_TUI_HOME holds all of a station's files, its cache too
-        return Path(home).expanduser().absolute() / "cache" / "procedures"
+        return Path(home).expanduser().absolute() / "cache"
     import platformdirs
 
-    return Path(platformdirs.user_cache_dir("tofu-tui")) / "procedures"
+    return Path(platformdirs.user_cache_dir("tofu-tui"))
+
+
+def cache_dir() -> Path:
+    return cache_root() / "procedures"
 
 
 def _engine_fingerprint() -> bytes:
