@@ -120,6 +120,9 @@ class StationDaemon:
         self._pull_now = asyncio.Event()
         self._sync_lock = asyncio.Lock()
         self._run_logs: dict[str, Any] = {}
+        # Station-scoped plug instances live as long as the daemon (procedure-format §5),
+        # not one run: made at the first run that needs them.
+        self.station_plugs: Any = None
         self._starting = False
 
     # --- lifecycle --------------------------------------------------------------------
@@ -205,12 +208,22 @@ class StationDaemon:
         # A loop blocked in a worker thread (a long git fetch) must not hold the exit.
         await asyncio.wait(self._tasks, timeout=5)
         await self.control.close()
+        if self.station_plugs is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.station_plugs.close)
         self.ledger.mark(RUNNING)
         if self.presence.connected:
             self.ledger.close(CONNECTED)
         self.bus.close()
         self.client.close()
         self.say("info", "daemon_stopped", {"exit_code": self.exit_code})
+
+    def _station_plugs(self) -> Any:
+        if self.station_plugs is None:
+            from tofu_tui.procedure.plugs import StationPlugs
+
+            self.station_plugs = StationPlugs(log_dir=self.paths.logs / "station-plugs")
+        return self.station_plugs
 
     def request_stop(self, reason: str, exit_code: int | None = None) -> None:
         """Stop taking runs; exit once the run in flight (if any) has finished."""
@@ -458,7 +471,8 @@ class StationDaemon:
                                   ("batch_number", command.batch_number)) if v}
         options = RunOptions(ui_values=command.ui_values, unit=unit, procedure_id=version.procedure_id,
                              deployment_id=version.deployment_id,
-                             headless=self.bus.subscribers == 0 and not self.presence.stream_open)
+                             headless=self.bus.subscribers == 0 and not self.presence.stream_open,
+                             station_plugs=self._station_plugs())
         try:
             handle = await start_run(loaded, options, self._publish)
         except Exception:
