@@ -435,21 +435,25 @@ class StationDaemon:
             running = self.in_flight.execution_id if self.in_flight else "starting"
             raise CommandRefused(f"A run is already in progress ({running}).")
         try:
-            version = self.deployments.active(command.procedure_id)
+            # Held from now (never switched or collected under the run), atomically with
+            # the lookup: a sync in its worker thread cannot remove it in between.
+            version = self.deployments.take(command.procedure_id)
         except ProcedureUnavailable as exc:
             raise CommandRefused(str(exc)) from None
         self._starting = True  # a second Run arriving while this one loads is refused
         try:
-            return await self._start(command, version)
+            handle = await self._start(command, version)
+        except BaseException:
+            self.deployments.run_ended(version)
+            raise
         finally:
             self._starting = False
+        return self._started(handle, version)
 
-    async def _start(self, command: RunCommand, version: ActiveVersion) -> dict[str, Any]:
-        self.deployments.run_started(version)  # held from now: never switched or collected under the run
+    async def _start(self, command: RunCommand, version: ActiveVersion) -> Any:
         try:
             loaded = await asyncio.to_thread(load_procedure, version.directory)
         except ProcedureLoadError as exc:
-            self.deployments.run_ended(version)
             raise CommandRefused(f"Deployment {version.sha[:12]} of {version.procedure_name!r} cannot run: "
                                  f"{exc}") from None
         loaded = dataclasses.replace(loaded, interpreter=Path(version.python))
@@ -459,11 +463,9 @@ class StationDaemon:
         options = RunOptions(ui_values=command.ui_values, unit=unit, procedure_id=version.procedure_id,
                              deployment_id=version.deployment_id,
                              headless=self.bus.subscribers == 0 and not self.presence.stream_open)
-        try:
-            handle = await start_run(loaded, options, self._publish)
-        except Exception:
-            self.deployments.run_ended(version)
-            raise
+        return await start_run(loaded, options, self._publish)
+
+    def _started(self, handle: Any, version: ActiveVersion) -> dict[str, Any]:
         flight = InFlight(handle=handle, version=version, execution_id=handle.execution_id)
         self.in_flight = flight
         self._mark_in_flight(flight.execution_id)
