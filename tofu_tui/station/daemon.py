@@ -175,7 +175,7 @@ class StationDaemon:
         self.bus.add_sink(self.run_replay.record)
         self._close_interrupted_run()
         self._housekeeping(startup=True)
-        self.control = ControlServer(self.paths, self)
+        self.control = ControlServer(self.paths, self, say=self.say)
         await self.control.start()
         if self.handle_signals:
             for signum in (signal.SIGTERM, signal.SIGINT):
