@@ -269,8 +269,11 @@ class DeploymentManager:
 
     # --- housekeeping -----------------------------------------------------------------
     def collect_garbage(self) -> list[Path]:
-        """Keep, per procedure, the active and staged versions and the most recent
-        others (instant rollback); remove the rest unless a run uses them."""
+        """Keep, per linked procedure, the active and staged versions and the most recent
+        others (instant rollback); remove the rest unless a run uses them. A procedure
+        no longer linked keeps nothing once no run of it is in flight: its versions, and
+        the mirrors only it used, go (a queued upload needs none of them: its
+        attachments are copies in the queue)."""
         with self._syncing:
             return self._collect()
 
@@ -279,28 +282,68 @@ class DeploymentManager:
         # removed from disk after: a collected version is never handed out again.
         doomed: list[Path] = []
         with self._db:
-            for proc in self.conn.execute("SELECT * FROM procedures").fetchall():
-                keep = {proc["active_deployment_id"], proc["staged_deployment_id"], proc["wanted_deployment_id"]}
-                ready = self.conn.execute(
-                    "SELECT * FROM deployments WHERE procedure_id = ? AND status = 'ready' "
-                    "ORDER BY COALESCE(last_used_at, updated_at) DESC", (proc["procedure_id"],)).fetchall()
-                spare = self.keep_versions
-                for row in ready:
-                    if row["deployment_id"] in keep or row["deployment_id"] in self.in_use:
-                        continue
-                    if spare > 0:
-                        spare -= 1
-                        continue
-                    shared = self.conn.execute(
-                        "SELECT COUNT(*) FROM deployments WHERE checkout = ? AND deployment_id != ? AND "
-                        "status = 'ready'", (row["checkout"], row["deployment_id"])).fetchone()[0]
-                    self.conn.execute("UPDATE deployments SET status = 'collected', checkout = NULL "
-                                      "WHERE deployment_id = ?", (row["deployment_id"],))
-                    if not shared:
-                        doomed.append(Path(row["checkout"]))
+            procs = self.conn.execute("SELECT * FROM procedures").fetchall()
+            for proc in procs:
+                if proc["linked"]:
+                    doomed += self._spare_versions(proc)
+                elif proc["procedure_id"] not in self.busy_procedures:
+                    doomed += self._retire(proc, procs)
         for path in doomed:
             gitfetch.remove_tree(path)
         return doomed
+
+    def _spare_versions(self, proc: sqlite3.Row) -> list[Path]:
+        doomed: list[Path] = []
+        keep = {proc["active_deployment_id"], proc["staged_deployment_id"], proc["wanted_deployment_id"]}
+        ready = self.conn.execute(
+            "SELECT * FROM deployments WHERE procedure_id = ? AND status = 'ready' "
+            "ORDER BY COALESCE(last_used_at, updated_at) DESC", (proc["procedure_id"],)).fetchall()
+        spare = self.keep_versions
+        for row in ready:
+            if row["deployment_id"] in keep or row["deployment_id"] in self.in_use:
+                continue
+            if spare > 0:
+                spare -= 1
+                continue
+            doomed += self._drop(row)
+        return doomed
+
+    def _drop(self, row: sqlite3.Row) -> list[Path]:
+        shared = self.conn.execute(
+            "SELECT COUNT(*) FROM deployments WHERE checkout = ? AND deployment_id != ? AND "
+            "status = 'ready'", (row["checkout"], row["deployment_id"])).fetchone()[0]
+        self.conn.execute("UPDATE deployments SET status = 'collected', checkout = NULL "
+                          "WHERE deployment_id = ?", (row["deployment_id"],))
+        return [] if shared else [Path(row["checkout"])]
+
+    def _retire(self, proc: sqlite3.Row, procs: list[sqlite3.Row]) -> list[Path]:
+        """Everything of an unlinked procedure with no run in flight. Linked again
+        later, it is fetched afresh."""
+        procedure_id = proc["procedure_id"]
+        doomed: list[Path] = []
+        for row in self.conn.execute("SELECT * FROM deployments WHERE procedure_id = ? AND status = 'ready'",
+                                     (procedure_id,)).fetchall():
+            if row["deployment_id"] not in self.in_use:
+                doomed += self._drop(row)
+        self.conn.execute("UPDATE procedures SET active_deployment_id = NULL, staged_deployment_id = NULL, "
+                          "wanted_deployment_id = NULL WHERE procedure_id = ?", (procedure_id,))
+        # Its folder, with what failed installs left there, unless another procedure
+        # still in use maps to the same folder name.
+        keep = [p["procedure_id"] for p in procs
+                if p["procedure_id"] != procedure_id and (p["linked"] or p["procedure_id"] in self.busy_procedures)]
+        folder = _safe(procedure_id)
+        if folder not in {_safe(other) for other in keep}:
+            doomed.append(self.paths.deployments / folder)
+        # The mirrors only it used (a mirror is per repository URL, shared between procedures).
+        wanted = {row["repo_url"] for row in self.conn.execute(
+            f"SELECT DISTINCT repo_url FROM deployments WHERE procedure_id IN ({','.join('?' * len(keep))})",
+            keep).fetchall()} if keep else set()
+        for row in self.conn.execute("SELECT DISTINCT repo_url FROM deployments WHERE procedure_id = ? AND "
+                                     "repo_url IS NOT NULL", (procedure_id,)).fetchall():
+            mirror = gitfetch.mirror_path(self.paths.repos, row["repo_url"])
+            if row["repo_url"] not in wanted and mirror.exists():
+                doomed.append(mirror)
+        return [path for path in doomed if path.exists()]
 
     def linked_procedures(self) -> list[LinkedProcedure]:
         with self._db:  # one consistent snapshot, never half a sync
