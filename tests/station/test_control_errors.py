@@ -86,3 +86,40 @@ def test_a_bug_in_a_command_is_answered_logged_and_the_connection_kept(tmp_path:
     assert "in broken_pull" in failures[0]["traceback"]
     assert "RuntimeError: database is locked" in failures[0]["traceback"]
     assert "KeyError: 'procedures'" in failures[1]["traceback"]
+
+
+class _BrokenEvent:
+    """Not an event: forwarding it fails, as a bug in an event's serialization would."""
+
+    execution_id = ""
+
+
+async def _events_scenario(paths: StationPaths, log: list[tuple[str, str, dict[str, Any]]]) -> None:
+    handler = _Handler()
+    queues: list[asyncio.Queue[Any]] = []
+
+    def subscribe() -> asyncio.Queue[Any]:
+        queues.append(asyncio.Queue())
+        return queues[-1]
+
+    handler.subscribe = subscribe  # type: ignore[method-assign]
+    server = ControlServer(paths, handler, say=lambda level, event, fields: log.append((level, event, fields)))
+    await server.start()
+    try:
+        async with ControlClient(paths) as client:
+            await client.subscribe()
+            queues[0].put_nowait(_BrokenEvent())
+            # The client is told (the connection ends) instead of waiting for events forever.
+            async with asyncio.timeout(10):
+                assert [event async for event in client.events()] == []
+            assert not client.alive
+    finally:
+        await server.close()
+
+
+def test_events_that_stop_going_out_are_logged_and_the_client_told(tmp_path: Path) -> None:
+    paths = station_paths(tmp_path / "station").ensure()
+    log: list[tuple[str, str, dict[str, Any]]] = []
+    asyncio.run(_events_scenario(paths, log))
+    (failure,) = [fields for level, event, fields in log if event == "control_events_failed"]
+    assert "AttributeError" in failure["message"] and "_forward" in failure["traceback"]

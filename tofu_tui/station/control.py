@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -165,6 +166,7 @@ class ControlServer:
                 elif kind == "subscribe" and subscription is None:
                     subscription = self.handler.subscribe()
                     forwarder = asyncio.create_task(self._forward(subscription, send))
+                    forwarder.add_done_callback(functools.partial(self._forwarder_done, writer))
                     await send({"type": "reply", "ok": True})
                 else:
                     await send({"type": "reply", "ok": False, "error": f"unknown request {kind!r}"})
@@ -189,6 +191,18 @@ class ControlServer:
                 "error": f"The station daemon failed to handle the {what} ({detail}). It is still running: try "
                          "again, and if it fails again, report this error with the daemon's log "
                          "(it holds the details)."}
+
+    def _forwarder_done(self, writer: asyncio.StreamWriter, task: asyncio.Task[None]) -> None:
+        """Events stopped going out to this client because of a bug: said in the daemon
+        log, and the connection closed, so the client sees it and attaches again rather
+        than wait for events that never come."""
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        assert exc is not None
+        self.say("error", "control_events_failed", {"message": f"{type(exc).__name__}: {exc}",
+                                                    "traceback": "".join(traceback.format_exception(exc))})
+        writer.close()
 
     @staticmethod
     async def _forward(queue: asyncio.Queue[Event | None],
@@ -303,6 +317,8 @@ class ControlClient:
                     self._replies.put_nowait(message)
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):  # ValueError: a line over the limit
             pass
+        except Exception:  # a message this client cannot read: said, and treated as the daemon gone
+            log.exception("reading from the station daemon failed")
         finally:
             self._events.put_nowait(None)
             self._replies.put_nowait({"type": "reply", "ok": False, "error": "The station daemon went away."})

@@ -12,7 +12,6 @@ HTTP heartbeat.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -164,15 +163,25 @@ class Presence:
                 self._update("stream open")
                 if self._unacked:
                     await self._ack(ws, sorted(self._unacked))
+                # Sending and receiving side by side: whichever ends first ends the
+                # connection, so a sender that died never leaves a stream that only listens.
                 sender = asyncio.create_task(self._send(ws))
+                receiver = asyncio.create_task(self._receive_all(ws))
                 try:
-                    async for raw in ws:
-                        await self._receive(raw, ws)
+                    done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
                 finally:
-                    sender.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await sender
+                    for task in (sender, receiver):
+                        task.cancel()
+                    await asyncio.gather(sender, receiver, return_exceptions=True)
                     self.outbox.connection_lost(UNCONFIRMED_WINDOW_S)
+                for task in done:
+                    exc = task.exception()
+                    if exc is not None and not isinstance(exc, OSError | websockets.exceptions.WebSocketException):
+                        log.error("the dashboard stream's %s failed; reconnecting",
+                                  "sender" if task is sender else "receiver", exc_info=exc)
+                        raise websockets.exceptions.WebSocketException(f"{type(exc).__name__}: {exc}") from exc
+                    if exc is not None:
+                        raise exc
             detail = "the dashboard closed the stream"
         except websockets.exceptions.InvalidStatus as exc:
             detail = f"the dashboard refused the stream ({exc.response.status_code})"
@@ -191,10 +200,19 @@ class Presence:
                 continue
             try:
                 await ws.send(item.message)
-            except BaseException:
-                self.outbox.unsent(item)
+            except (OSError, websockets.exceptions.WebSocketException, asyncio.CancelledError):
+                self.outbox.unsent(item)  # goes first on the next connection
                 raise
+            except Exception:
+                # This one event cannot be sent (a bug): said, and let go, so it cannot
+                # stop every event after it.
+                log.exception("an event could not be sent to the dashboard and was dropped")
+                continue
             self.outbox.sent(item)
+
+    async def _receive_all(self, ws: Any) -> None:
+        async for raw in ws:
+            await self._receive(raw, ws)
 
     async def _receive(self, raw: str | bytes, ws: Any) -> None:
         try:
