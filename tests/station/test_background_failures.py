@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from typing import Any
 
 import pytest
 
 from tests.station.fakeserver import FakeServer
-from tofu_tui.models.events import PhaseLog
+from tofu_tui.models.events import ErrorEvent, Event, PhaseLog
 from tofu_tui.station import daemon as daemon_mod
 from tofu_tui.station.api_client import ApiClient
+from tofu_tui.station.bus import EventBus
 from tofu_tui.station.daemon import StationDaemon
 from tofu_tui.station.outbox import Item
 from tofu_tui.station.paths import StationPaths
@@ -119,3 +121,23 @@ async def test_a_sender_that_dies_ends_the_connection_and_the_stream_comes_back(
         task.cancel()
     assert "the dashboard stream's sender failed; reconnecting" in caplog.text
     assert "IndexError: outbox bookkeeping bug" in caplog.text
+
+
+async def test_a_bug_in_a_dashboard_command_is_logged_and_reported_not_raised(
+        paths: StationPaths, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A raise here would end the dashboard stream that carried the command."""
+    log: list[tuple[str, str, dict[str, Any]]] = []
+    station = StationDaemon(paths, say=lambda level, event, fields: log.append((level, event, fields)))
+    station.bus = EventBus(asyncio.get_running_loop())
+    published: list[Event] = []
+    station.bus.add_sink(published.append)
+
+    async def broken(command: Any) -> dict[str, Any]:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(station, "handle_command", broken)
+    await station._remote_command({"name": "Pull", "id": "cmd-1"})
+    failed = [fields for level, event, fields in log if event == "command_failed"]
+    assert len(failed) == 1 and failed[0]["id"] == "cmd-1" and "in broken" in failed[0]["traceback"]
+    (error,) = [e for e in published if isinstance(e, ErrorEvent)]
+    assert "Pull: the station failed to carry it out (OperationalError: database is locked)" in error.message
