@@ -12,6 +12,8 @@ HTTP heartbeat.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import logging
 import random
@@ -120,6 +122,7 @@ class Presence:
         self.seen = seen
         self._seen_here: set[str] = set()
         self._unacked: set[str] = set()  # came by heartbeat; acked on the next one or the stream
+        self._closing: asyncio.Future[None] | None = None
 
     def publish(self, event: Event) -> None:
         """Forward an event live; while the stream is down it waits in the bounded
@@ -163,25 +166,16 @@ class Presence:
                 self._update("stream open")
                 if self._unacked:
                     await self._ack(ws, sorted(self._unacked))
-                # Sending and receiving side by side: whichever ends first ends the
-                # connection, so a sender that died never leaves a stream that only listens.
                 sender = asyncio.create_task(self._send(ws))
-                receiver = asyncio.create_task(self._receive_all(ws))
+                sender.add_done_callback(functools.partial(self._sender_done, ws))
                 try:
-                    done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+                    async for raw in ws:
+                        await self._receive(raw, ws)
                 finally:
-                    for task in (sender, receiver):
-                        task.cancel()
-                    await asyncio.gather(sender, receiver, return_exceptions=True)
+                    sender.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await sender
                     self.outbox.connection_lost(UNCONFIRMED_WINDOW_S)
-                for task in done:
-                    exc = task.exception()
-                    if exc is not None and not isinstance(exc, OSError | websockets.exceptions.WebSocketException):
-                        log.error("the dashboard stream's %s failed; reconnecting",
-                                  "sender" if task is sender else "receiver", exc_info=exc)
-                        raise websockets.exceptions.WebSocketException(f"{type(exc).__name__}: {exc}") from exc
-                    if exc is not None:
-                        raise exc
             detail = "the dashboard closed the stream"
         except websockets.exceptions.InvalidStatus as exc:
             detail = f"the dashboard refused the stream ({exc.response.status_code})"
@@ -210,9 +204,17 @@ class Presence:
                 continue
             self.outbox.sent(item)
 
-    async def _receive_all(self, ws: Any) -> None:
-        async for raw in ws:
-            await self._receive(raw, ws)
+    def _sender_done(self, ws: Any, task: asyncio.Task[None]) -> None:
+        """A sender that died of a bug must not leave a stream that only listens: said,
+        and the connection closed, so the next one sends again. (Receiving goes on to
+        the close: a command being carried out is never cut short.)"""
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None or isinstance(exc, OSError | websockets.exceptions.WebSocketException):
+            return
+        log.error("the dashboard stream's sender failed; reconnecting", exc_info=exc)
+        self._closing = asyncio.ensure_future(ws.close(code=1011, reason="station sender failed"))
 
     async def _receive(self, raw: str | bytes, ws: Any) -> None:
         try:
