@@ -14,6 +14,7 @@ import logging
 import signal
 import sys
 import threading
+import traceback
 from typing import Any, TextIO
 
 from tofu_tui.models.events import Event, format_ts, utc_now
@@ -62,7 +63,10 @@ class _LogHandler(logging.Handler):
         self.lines = lines
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.lines.say(record.levelname.lower(), "log", {"logger": record.name, "message": record.getMessage()})
+        fields: dict[str, Any] = {"logger": record.name, "message": record.getMessage()}
+        if record.exc_info:  # a bug logged with `log.exception`: its traceback is what a report needs
+            fields["traceback"] = "".join(traceback.format_exception(*record.exc_info))
+        self.lines.say(record.levelname.lower(), "log", fields)
 
 
 def run_daemon() -> int:

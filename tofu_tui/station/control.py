@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
+import logging
 import os
 import secrets
 import socket
 import sys
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,6 +31,8 @@ from tofu_tui.models.commands import Command, parse_command
 from tofu_tui.models.events import Event, parse_event
 from tofu_tui.models.status import StationStatus
 from tofu_tui.station.paths import StationPaths
+
+log = logging.getLogger("tofu_tui.station.control")
 
 IS_WINDOWS = sys.platform == "win32"
 _LIMIT = 16 * 1024 * 1024  # one line may carry a whole run payload
@@ -59,10 +64,21 @@ def _dump(message: dict[str, Any]) -> bytes:
     return (json.dumps(message, default=str) + "\n").encode()
 
 
+# How the daemon writes its log: level, event name, fields (the daemon's `say`).
+Say = Callable[[str, str, dict[str, Any]], None]
+
+
+def _log_say(level: str, event: str, fields: dict[str, Any]) -> None:
+    log.error("%s: %s\n%s", event, fields.get("message"), fields.get("traceback", ""))
+
+
 class ControlServer:
-    def __init__(self, paths: StationPaths, handler: ControlHandler) -> None:
+    def __init__(self, paths: StationPaths, handler: ControlHandler, say: Say | None = None) -> None:
+        """`say` writes the daemon log (a request that fails unexpectedly is logged
+        there with its traceback); without it, the `logging` module."""
         self.paths = paths
         self.handler = handler
+        self.say: Say = say or _log_say
         self._server: asyncio.AbstractServer | None = None
         self._token = secrets.token_urlsafe(32)
         self._clients: set[asyncio.Task[None]] = set()
@@ -126,7 +142,12 @@ class ControlServer:
                     await send({"type": "reply", "ok": False, "error": "unauthorized"})
                     break
                 if kind == "status":
-                    await send({"type": "status", "status": self.handler.status().model_dump(mode="json")})
+                    try:
+                        status = self.handler.status().model_dump(mode="json")
+                    except Exception as exc:
+                        await send(self._failed("status", exc))
+                        continue
+                    await send({"type": "status", "status": status})
                 elif kind == "command":
                     try:
                         command = parse_command(request.get("command") or {})
@@ -135,12 +156,17 @@ class ControlServer:
                         continue
                     try:
                         result = await self.handler.handle_command(command)
-                        await send({"type": "reply", "ok": True, "result": result})
                     except CommandRefused as exc:
                         await send({"type": "reply", "ok": False, "error": str(exc)})
+                        continue
+                    except Exception as exc:
+                        await send(self._failed(f"{command.name} command", exc))
+                        continue
+                    await send({"type": "reply", "ok": True, "result": result})
                 elif kind == "subscribe" and subscription is None:
                     subscription = self.handler.subscribe()
                     forwarder = asyncio.create_task(self._forward(subscription, send))
+                    forwarder.add_done_callback(functools.partial(self._forwarder_done, writer))
                     await send({"type": "reply", "ok": True})
                 else:
                     await send({"type": "reply", "ok": False, "error": f"unknown request {kind!r}"})
@@ -154,6 +180,29 @@ class ControlServer:
             writer.close()
             if task is not None:
                 self._clients.discard(task)
+
+    def _failed(self, what: str, exc: Exception) -> dict[str, Any]:
+        """A bug, not a refusal: logged with its traceback, answered plainly; the
+        connection stays open (the console keeps its session)."""
+        detail = f"{type(exc).__name__}: {exc}"
+        self.say("error", "control_request_failed", {"request": what, "message": detail,
+                                                     "traceback": traceback.format_exc()})
+        return {"type": "reply", "ok": False,
+                "error": f"The station daemon failed to handle the {what} ({detail}). It is still running: try "
+                         "again, and if it fails again, report this error with the daemon's log "
+                         "(it holds the details)."}
+
+    def _forwarder_done(self, writer: asyncio.StreamWriter, task: asyncio.Task[None]) -> None:
+        """Events stopped going out to this client because of a bug: said in the daemon
+        log, and the connection closed, so the client sees it and attaches again rather
+        than wait for events that never come."""
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        assert exc is not None
+        self.say("error", "control_events_failed", {"message": f"{type(exc).__name__}: {exc}",
+                                                    "traceback": "".join(traceback.format_exception(exc))})
+        writer.close()
 
     @staticmethod
     async def _forward(queue: asyncio.Queue[Event | None],
@@ -214,6 +263,8 @@ def _roundtrip(paths: StationPaths, message: dict[str, Any], timeout: float) -> 
 
 def request_status(paths: StationPaths, timeout: float = 5.0) -> StationStatus:
     answer = _roundtrip(paths, {"type": "status"}, timeout)
+    if answer.get("type") != "status":
+        raise ControlError(str(answer.get("error") or "The station daemon sent no status."))
     return StationStatus.model_validate(answer["status"])
 
 
@@ -266,6 +317,8 @@ class ControlClient:
                     self._replies.put_nowait(message)
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):  # ValueError: a line over the limit
             pass
+        except Exception:  # a message this client cannot read: said, and treated as the daemon gone
+            log.exception("reading from the station daemon failed")
         finally:
             self._events.put_nowait(None)
             self._replies.put_nowait({"type": "reply", "ok": False, "error": "The station daemon went away."})

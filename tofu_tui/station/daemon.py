@@ -14,6 +14,7 @@ import dataclasses
 import os
 import signal
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,6 +74,7 @@ def process_exit_code(code: int) -> int:
     return int(value) if value.isdigit() and int(value) < 256 else code
 
 LEDGER_TICK_S = 15.0
+LOOP_RESTART_S = 5.0  # a background loop that crashed starts again after this long
 
 # level, event name, fields
 Say = Callable[[str, str, dict[str, Any]], None]
@@ -178,7 +180,7 @@ class StationDaemon:
         self.bus.add_sink(self.run_replay.record)
         self._close_interrupted_run()
         self._housekeeping(startup=True)
-        self.control = ControlServer(self.paths, self)
+        self.control = ControlServer(self.paths, self, say=self.say)
         await self.control.start()
         if self.handle_signals:
             for signum in (signal.SIGTERM, signal.SIGINT):
@@ -337,17 +339,20 @@ class StationDaemon:
 
     # --- loops ------------------------------------------------------------------------
     async def _supervised(self, name: str, loop_fn: Callable[[], Awaitable[None]]) -> None:
-        """Keep a loop alive: a bug in one part must not silently stop uploads or presence."""
+        """Keep a loop alive: a bug in one part must not silently stop uploads or presence.
+        A loop never ends by itself: one that returns is as wrong as one that raised."""
         while True:
             try:
                 await loop_fn()
-                return
+                self.say("error", "loop_ended", {"loop": name, "message": "the loop returned unexpectedly",
+                                                 "restart_in_s": LOOP_RESTART_S})
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self.say("error", "loop_crashed", {"loop": name, "message": f"{type(exc).__name__}: {exc}",
-                                                   "restart_in_s": 5})
-                await asyncio.sleep(5)
+                                                   "traceback": traceback.format_exc(),
+                                                   "restart_in_s": LOOP_RESTART_S})
+            await asyncio.sleep(LOOP_RESTART_S)
 
     async def _ledger_loop(self) -> None:
         while True:
@@ -405,6 +410,12 @@ class StationDaemon:
         except CommandRefused as exc:
             self.say("warning", "command_refused", {"command": command.name, "message": str(exc)})
             self._publish(ErrorEvent(message=f"{command.name}: {exc}"))
+        except Exception as exc:  # a bug: said, and the stream that carried it stays up
+            self.say("error", "command_failed", {"command": command.name, "id": command.id,
+                                                 "message": f"{type(exc).__name__}: {exc}",
+                                                 "traceback": traceback.format_exc()})
+            self._publish(ErrorEvent(message=f"{command.name}: the station failed to carry it out "
+                                             f"({type(exc).__name__}: {exc}); see the station's log."))
 
     async def handle_command(self, command: Command) -> dict[str, Any]:
         if isinstance(command, RunCommand):
@@ -448,21 +459,25 @@ class StationDaemon:
             running = self.in_flight.execution_id if self.in_flight else "starting"
             raise CommandRefused(f"A run is already in progress ({running}).")
         try:
-            version = self.deployments.active(command.procedure_id)
+            # Held from now (never switched or collected under the run), atomically with
+            # the lookup: a sync in its worker thread cannot remove it in between.
+            version = self.deployments.take(command.procedure_id)
         except ProcedureUnavailable as exc:
             raise CommandRefused(str(exc)) from None
         self._starting = True  # a second Run arriving while this one loads is refused
         try:
-            return await self._start(command, version)
+            handle = await self._start(command, version)
+        except BaseException:
+            self.deployments.run_ended(version)
+            raise
         finally:
             self._starting = False
+        return self._started(handle, version)
 
-    async def _start(self, command: RunCommand, version: ActiveVersion) -> dict[str, Any]:
-        self.deployments.run_started(version)  # held from now: never switched or collected under the run
+    async def _start(self, command: RunCommand, version: ActiveVersion) -> Any:
         try:
             loaded = await asyncio.to_thread(load_procedure, version.directory)
         except ProcedureLoadError as exc:
-            self.deployments.run_ended(version)
             raise CommandRefused(f"Deployment {version.sha[:12]} of {version.procedure_name!r} cannot run: "
                                  f"{exc}") from None
         loaded = dataclasses.replace(loaded, interpreter=Path(version.python))
@@ -473,15 +488,19 @@ class StationDaemon:
                              deployment_id=version.deployment_id,
                              headless=self.bus.subscribers == 0 and not self.presence.stream_open,
                              station_plugs=self._station_plugs())
-        try:
-            handle = await start_run(loaded, options, self._publish)
-        except Exception:
-            self.deployments.run_ended(version)
-            raise
+        return await start_run(loaded, options, self._publish)
+
+    def _started(self, handle: Any, version: ActiveVersion) -> dict[str, Any]:
         flight = InFlight(handle=handle, version=version, execution_id=handle.execution_id)
         self.in_flight = flight
-        self._mark_in_flight(flight.execution_id)
-        flight.task = asyncio.create_task(self._finish(flight))
+        flight.task = asyncio.create_task(self._finish(flight))  # first: whatever fails next, the run is ended
+        flight.task.add_done_callback(self._finish_failed)
+        try:
+            self._mark_in_flight(flight.execution_id)
+        except Exception as exc:  # only the crash marker: the run goes on
+            self.say("error", "run_marker_failed", {"execution_id": flight.execution_id,
+                                                    "message": f"{type(exc).__name__}: {exc}",
+                                                    "traceback": traceback.format_exc()})
         self.say("info", "run_accepted", {"execution_id": flight.execution_id, "procedure": version.procedure_name,
                                           "deployment_id": version.deployment_id, "sha": version.sha})
         return {"execution_id": flight.execution_id, "deployment_id": version.deployment_id, "sha": version.sha}
@@ -492,18 +511,38 @@ class StationDaemon:
             self._enqueue(flight, result)
         except Exception as exc:
             self.say("error", "run_failed", {"execution_id": flight.execution_id,
-                                             "message": f"{type(exc).__name__}: {exc}"})
+                                             "message": f"{type(exc).__name__}: {exc}",
+                                             "traceback": traceback.format_exc()})
         finally:
-            log = self._run_logs.pop(flight.execution_id, None)
-            if log is not None:
-                log.close()
             self.in_flight = None
-            self._mark_in_flight(None)
-            self.deployments.run_ended(flight.version)
+            # Each step on its own: one failing must not skip the others (a daemon
+            # asked to stop would wait forever, a version would stay held).
+            steps: tuple[Callable[[], None], ...] = (
+                lambda: self._close_run_log(flight.execution_id), lambda: self._mark_in_flight(None),
+                lambda: self.deployments.run_ended(flight.version))
+            for step in steps:
+                try:
+                    step()
+                except Exception as exc:
+                    self.say("error", "run_cleanup_failed", {"execution_id": flight.execution_id,
+                                                             "message": f"{type(exc).__name__}: {exc}",
+                                                             "traceback": traceback.format_exc()})
             self._housekeeping(startup=False)
             self._drain_now.set()
             if self.stopping:
                 self._stop.set()
+
+    def _close_run_log(self, execution_id: str) -> None:
+        log = self._run_logs.pop(execution_id, None)
+        if log is not None:
+            log.close()
+
+    def _finish_failed(self, task: asyncio.Task[None]) -> None:
+        """Nothing `_finish` raises goes unseen."""
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            self.say("error", "run_finish_failed", {"message": f"{type(exc).__name__}: {exc}",
+                                                    "traceback": "".join(traceback.format_exception(exc))})
 
     def _enqueue(self, flight: InFlight, result: Any) -> None:
         if not result.runs:

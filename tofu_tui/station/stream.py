@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import random
@@ -121,6 +122,7 @@ class Presence:
         self.seen = seen
         self._seen_here: set[str] = set()
         self._unacked: set[str] = set()  # came by heartbeat; acked on the next one or the stream
+        self._closing: asyncio.Future[None] | None = None
 
     def publish(self, event: Event) -> None:
         """Forward an event live; while the stream is down it waits in the bounded
@@ -165,6 +167,7 @@ class Presence:
                 if self._unacked:
                     await self._ack(ws, sorted(self._unacked))
                 sender = asyncio.create_task(self._send(ws))
+                sender.add_done_callback(functools.partial(self._sender_done, ws))
                 try:
                     async for raw in ws:
                         await self._receive(raw, ws)
@@ -191,10 +194,27 @@ class Presence:
                 continue
             try:
                 await ws.send(item.message)
-            except BaseException:
-                self.outbox.unsent(item)
+            except (OSError, websockets.exceptions.WebSocketException, asyncio.CancelledError):
+                self.outbox.unsent(item)  # goes first on the next connection
                 raise
+            except Exception:
+                # This one event cannot be sent (a bug): said, and let go, so it cannot
+                # stop every event after it.
+                log.exception("an event could not be sent to the dashboard and was dropped")
+                continue
             self.outbox.sent(item)
+
+    def _sender_done(self, ws: Any, task: asyncio.Task[None]) -> None:
+        """A sender that died of a bug must not leave a stream that only listens: said,
+        and the connection closed, so the next one sends again. (Receiving goes on to
+        the close: a command being carried out is never cut short.)"""
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None or isinstance(exc, OSError | websockets.exceptions.WebSocketException):
+            return
+        log.error("the dashboard stream's sender failed; reconnecting", exc_info=exc)
+        self._closing = asyncio.ensure_future(ws.close(code=1011, reason="station sender failed"))
 
     async def _receive(self, raw: str | bytes, ws: Any) -> None:
         try:
