@@ -229,3 +229,17 @@ def test_an_in_process_run_like_the_daemons_keeps_them_in_the_station_home(  # t
     assert [p.read_bytes() for p in paths] == [b"t,v\n0,3.3\n", b"raw"]
     assert {p.parent for p in paths} == {root / execution_id}
     assert not stale.exists()
+
+
+def test_pruning_runs_at_most_once_a_minute(tmp_path: Path) -> None:
+    """Runs started back to back share one walk of the folder; the next is due a minute on."""
+    from tofu_tui.procedure.run_attachments import prune_due
+
+    root = tmp_path / "attachments"
+    root.mkdir()
+    now = time.time()
+    assert prune_due(root, 60, now=now)
+    assert not prune_due(root, 60, now=now + 1)
+    assert not prune_due(root, 60, now=now + 59)
+    assert prune_due(root, 60, now=now + 61)
+    assert list(root.iterdir()) == []  # the marker lives beside the folder, not in it

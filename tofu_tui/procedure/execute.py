@@ -285,17 +285,21 @@ class _Run:
             log.warning("attachments go to %s: %s cannot be used (%s)", self.attachments_dir, store.folder, exc)
             owned = None
 
-        def housekeeping() -> None:  # a thread: it walks the disk while the run starts
-            if owned is not None:
-                owned.lock()
-            run_attachments.prune()
-
-        pruning = asyncio.ensure_future(asyncio.to_thread(housekeeping))
+        if owned is not None:
+            owned.lock()
+        # Pruning walks the disk: in a thread while the run starts, and at most once a
+        # minute (a thread competing for the interpreter slows a short run's start).
+        pruning = (
+            asyncio.ensure_future(asyncio.to_thread(run_attachments.prune))
+            if owned is not None and run_attachments.prune_due(store.root)
+            else None
+        )
         try:
             return await self._main()
         finally:
-            with contextlib.suppress(Exception):
-                await pruning
+            if pruning is not None:
+                with contextlib.suppress(Exception):
+                    await pruning
             if owned is not None:
                 owned.close()
 

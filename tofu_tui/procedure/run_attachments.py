@@ -23,17 +23,14 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from tofu_tui.procedure.spec_cache import cache_root
-
-if TYPE_CHECKING:
-    from filelock import BaseFileLock
 
 KEEP_DAYS = 14.0
 KEEP_RUNS = 500
 MAX_MB = 2048.0
 GRACE_S = 600.0  # a just-finished run's files, while its caller queues or reads them
+PRUNE_EVERY_S = 60.0  # a bench starting a run a second walks the folder once a minute
 
 _log = logging.getLogger(__name__)
 
@@ -74,28 +71,73 @@ def _env_number(name: str, default: float) -> float:
     return value
 
 
+class _FileLock:
+    """An exclusive lock on a file, held through an open descriptor, never waited for.
+
+    The OS lock primitives directly, not the filelock library used elsewhere: importing
+    filelock costs a one-shot `tofu-tui run` about a tenth of its start-up, and this
+    only ever needs try-lock and release."""
+
+    def __init__(self, path: Path) -> None:
+        self.lock_file = str(path)
+        self._fd: int | None = None
+
+    def try_acquire(self) -> bool:
+        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.name == "nt":
+                import msvcrt
+
+                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+            else:
+                import fcntl
+
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        with contextlib.suppress(OSError):
+            if os.name == "nt":
+                import msvcrt
+
+                msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
+            else:
+                import fcntl
+
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 class RunAttachments:
     """The attachment folder of one execution, locked while the run is in progress."""
 
     def __init__(self, execution_id: str, root: Path | None = None) -> None:
         self.root = root if root is not None else attachments_root()
         self.folder = self.root / _safe_id(execution_id)
-        self._lock: BaseFileLock | None = None
+        self._lock: _FileLock | None = None
 
     def create(self) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
         return self.folder
 
     def lock(self) -> None:
-        """Mark the run in progress for other processes' pruning. Any thread: filelock's
-        import is a few percent of a one-shot run, so the engine does this off its loop."""
-        from filelock import FileLock, Timeout
-
-        lock = FileLock(self.root / f"{self.folder.name}.lock", thread_local=False)
+        """Mark the run in progress for other processes' pruning."""
+        lock = _FileLock(self.root / f"{self.folder.name}.lock")
         try:
-            lock.acquire(timeout=0)
-        except (Timeout, OSError) as exc:  # only the grace period protects it then
-            _log.warning("cannot lock the attachment folder %s: %s", self.folder, exc)
+            locked = lock.try_acquire()
+        except OSError as exc:
+            locked, reason = False, str(exc)
+        else:
+            reason = "another process holds it"
+        if not locked:  # only the grace period protects it then
+            _log.warning("cannot lock the attachment folder %s: %s", self.folder, reason)
             return
         self._lock = lock
 
@@ -159,14 +201,28 @@ def prune(root: Path | None = None, limits: Limits | None = None, *, now: float 
     return removed
 
 
-def _remove_unlocked(root: Path, name: str) -> bool:
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(root / f"{name}.lock", thread_local=False)
+def prune_due(root: Path | None = None, every_s: float = PRUNE_EVERY_S, *, now: float | None = None) -> bool:
+    """Whether this run should prune: not if some run did in the last `every_s` (a
+    marker beside the folder says when); claims the turn when it answers True."""
+    root = root if root is not None else attachments_root()
+    marker = root.parent / ".attachments-pruned"
+    now = time.time() if now is None else now
     try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return False  # a run in progress
+        if now - marker.stat().st_mtime < every_s:
+            return False
+    except OSError:
+        pass  # never pruned (or unreadable): go ahead
+    with contextlib.suppress(OSError):
+        marker.touch()
+        os.utime(marker, (now, now))
+    return True
+
+
+def _remove_unlocked(root: Path, name: str) -> bool:
+    lock = _FileLock(root / f"{name}.lock")
+    try:
+        if not lock.try_acquire():
+            return False  # a run in progress
     except OSError:
         return False
     try:
