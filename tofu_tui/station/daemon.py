@@ -40,7 +40,7 @@ from tofu_tui.models.events import ConnectivityChanged, ErrorEvent, Event, Phase
 from tofu_tui.models.status import StationStatus
 from tofu_tui.procedure.execute import RunOptions, start_run
 from tofu_tui.procedure.load import ProcedureLoadError, load_procedure
-from tofu_tui.station import state_db
+from tofu_tui.station import state_db, unqueued
 from tofu_tui.station.api_client import ApiClient, ApiError, Unauthorized
 from tofu_tui.station.bus import EventBus, RunReplay
 from tofu_tui.station.config import (
@@ -180,6 +180,10 @@ class StationDaemon:
         self.bus.add_sink(self.run_replay.record)
         self._close_interrupted_run()
         self._housekeeping(startup=True)
+        try:
+            self._requeue_kept()
+        except Exception as exc:  # the queue is still broken: the files stay for later
+            self.say("error", "kept_runs_failed", {"message": f"{type(exc).__name__}: {exc}"})
         self.control = ControlServer(self.paths, self, say=self.say)
         await self.control.start()
         if self.handle_signals:
@@ -528,6 +532,10 @@ class StationDaemon:
                                                              "message": f"{type(exc).__name__}: {exc}",
                                                              "traceback": traceback.format_exc()})
             self._housekeeping(startup=False)
+            try:
+                self._requeue_kept()
+            except Exception as exc:
+                self.say("error", "kept_runs_failed", {"message": f"{type(exc).__name__}: {exc}"})
             self._drain_now.set()
             if self.stopping:
                 self._stop.set()
@@ -555,9 +563,42 @@ class StationDaemon:
             payload["deployment_id"] = flight.version.deployment_id
             payload.setdefault("procedure_version", flight.version.sha[:12])
             files = result.attachments[index] if index < len(result.attachments) else []
-            queued = self.queue.enqueue(payload, [AttachmentFile(a.name, Path(a.path)) for a in files],
-                                        execution_id=flight.execution_id)
+            attachments = [AttachmentFile(a.name, Path(a.path)) for a in files]
+            try:
+                queued = self.queue.enqueue(payload, attachments, execution_id=flight.execution_id)
+            except Exception as exc:  # the queue's database failed: the run must survive it
+                self._keep_unqueued(flight.execution_id, payload, attachments, exc)
+                continue
             self._publish(queued)
+
+    def _keep_unqueued(self, execution_id: str, payload: dict[str, Any], attachments: list[AttachmentFile],
+                       exc: Exception) -> None:
+        reason = f"{type(exc).__name__}: {exc}"
+        try:
+            kept = unqueued.keep(self.paths, payload, attachments, execution_id)
+        except Exception as keep_exc:  # not even a file: the log line itself carries the run
+            self.say("error", "run_not_kept", {
+                "execution_id": execution_id, "payload": payload,
+                "message": f"The upload queue failed ({reason}) and the run could not be written to "
+                           f"{unqueued.folder(self.paths)} ({type(keep_exc).__name__}: {keep_exc}). The run is "
+                           "in this log line; free disk space and check the data folder (`tofu-tui doctor`)."})
+            return
+        self.say("error", "run_kept_unqueued", {
+            "execution_id": execution_id, "file": str(kept),
+            "message": f"The upload queue failed ({reason}); the run is kept in {kept} and will be queued "
+                       "after the next run or at the next start. Check the data folder (`tofu-tui doctor`)."})
+
+    def _requeue_kept(self) -> None:
+        """Runs kept aside when the queue failed go into it now, if it works again."""
+        if not unqueued.folder(self.paths).is_dir():
+            return
+        queued, problems = unqueued.requeue(self.paths, self.queue)
+        for event in queued:
+            self._publish(event)
+        if queued:
+            self.say("info", "kept_runs_queued", {"count": len(queued)})
+        for problem in problems:
+            self.say("warning", "kept_run_not_queued", {"message": problem})
 
     # --- status (control socket) ------------------------------------------------------
     def status(self) -> StationStatus:
