@@ -20,6 +20,7 @@ from tofu_tui.models.commands import (
 )
 from tofu_tui.models.events import (
     ConnectivityChanged,
+    MeasurementEvent,
     PhaseLog,
     PhaseStarted,
     UiClosed,
@@ -480,3 +481,29 @@ async def test_a_broken_connection_is_shown_not_fatal() -> None:
         await pilot.press("p")
         assert await toast_says(pilot, "Could not reach the station: connection reset by peer")
         assert app.is_running
+
+
+async def test_a_multi_dimensional_or_long_value_never_pushes_the_others_out_of_sight() -> None:
+    """A sweep's x/y data and a long string are summarised: the scalar values and their
+    limits stay on screen beside them, at 80×24 too."""
+    events = [
+        *scenarios.run_in_progress(),
+        MeasurementEvent(
+            execution_id=EXEC, seq=100, ts=ts(3.5), phase_key="thermal", key="load_regulation", name="Load Regulation",
+            value={"x_axis": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5], "y_axis": {"output": [5.0, 4.99, 4.98, 4.98, 4.97, 4.96]}},
+            unit="V", outcome="PASS", validators=[],
+        ),
+        MeasurementEvent(
+            execution_id=EXEC, seq=101, ts=ts(3.6), phase_key="thermal", key="banner", name="Banner",
+            value="x" * 300, outcome="PASS", validators=[],
+        ),
+    ]
+    for size in (WIDE, (80, 24)):
+        backend = ScriptedBackend(scenarios.idle_status(), events)
+        app = console(backend)
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot, backend)
+            text = screen_text(app)
+        assert "12.04 V" in text and "≥ 11.5, ≤ 12.5" in text, text
+        assert "6 points (output) V" in text, text
+        assert "x" * 400 not in text

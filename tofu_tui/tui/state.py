@@ -229,7 +229,17 @@ def format_value(value: Any) -> str:
         return f"{value:.6g}"
     if isinstance(value, list):
         return f"[{len(value)} values]"
-    return str(value)
+    if isinstance(value, dict) and "x_axis" in value and "y_axis" in value:
+        # A multi-dimensional measurement: its shape, not its data (which would widen the
+        # value column until every other value is pushed out of sight).
+        points = len(value.get("x_axis") or [])
+        axes = ", ".join(str(axis) for axis in value.get("y_axis") or {})
+        return f"{points} points ({axes})" if axes else f"{points} points"
+    text = str(value)
+    return text if len(text) <= VALUE_WIDTH else text[: VALUE_WIDTH - 1] + "…"
+
+
+VALUE_WIDTH = 20  # a long string value is cut here in the run table (80 columns keep the limits)
 
 
 def format_limits(validators: list[dict[str, Any]]) -> str:
