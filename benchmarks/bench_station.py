@@ -139,7 +139,8 @@ def bench_idle(server: RealServer, work: Path, seconds: float) -> None:
             time.sleep(0.5)
         after = proc.cpu_times()
         elapsed = time.perf_counter() - t0
-        cpu = (after.user + after.system - before.user - before.system) / elapsed * 100
+        # Clock-tick counters: a float sum of equal ticks can come out as -0.0.
+        cpu = max(0.0, (after.user + after.system - before.user - before.system) / elapsed * 100)
         print(f"idle daemon over {elapsed:.0f} s: CPU {cpu:.2f} % of a core (target < 1 %), "
               f"peak RSS {peak / 1e6:.0f} MB (target < 80 MB)")
     finally:
