@@ -15,7 +15,7 @@ from tests.conftest import run_cli
 from tests.integration.station import Station, enrolled_station, prompt_shown, until
 from tests.station.realserver import RealServer
 from tests.tui.conftest import screen_text, toasts
-from tofu_tui.station.paths import station_paths
+from tofu_tui.station.paths import daemon_running, station_paths
 from tofu_tui.tui import daemon_backend, local_backend
 from tofu_tui.tui.app import StationConsole
 from tofu_tui.tui.backend import BackendUnavailable
@@ -64,7 +64,7 @@ async def test_in_process_engine_runs_and_quitting_stops_it(station: Station) ->
         await pilot.pause()
     assert backend.task.done() and backend.task.result() == 0
     assert not station.paths.control_socket.exists()
-    assert not daemon_backend.daemon_holds_lock(station.paths)
+    assert not daemon_running(station.paths)
     assert await daemon_backend.connect(station.paths) is None
     assert set(queued_and_uploaded(station)) == {("S7", "PASS")}
     assert len(station.server.runs()) == 1

@@ -97,3 +97,21 @@ def station_paths(home: str | os.PathLike[str] | None = None) -> StationPaths:
     # service lacks and an SSH login has, so the daemon and the console would look for
     # the control socket in different places.
     return StationPaths(Path(dirs.user_config_dir), data, data / "run")
+
+
+def daemon_running(paths: StationPaths) -> bool:
+    """True while some process runs this station's engine (it holds `daemon.lock`)."""
+    if not paths.data_dir.exists():
+        return False
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(paths.daemon_lock), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        return True
+    except OSError:
+        # A lock file we may not open belongs to another user's daemon: it is theirs.
+        return paths.daemon_lock.exists()
+    lock.release()
+    return False

@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tofu_tui.station.paths import StationPaths, station_paths
+from tofu_tui.station.paths import StationPaths, daemon_running, station_paths
 
 
 @dataclass
@@ -63,18 +63,7 @@ def runs_not_uploaded(paths: StationPaths | None = None) -> int:
 def daemon_stopped(paths: StationPaths | None = None) -> bool:
     """True unless a daemon holds this station's lock (removing its data under it would
     lose runs)."""
-    from filelock import FileLock, Timeout
-
-    paths = paths or station_paths()
-    if not paths.daemon_lock.exists():
-        return True
-    lock = FileLock(str(paths.daemon_lock), timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        return False
-    lock.release()
-    return True
+    return not daemon_running(paths or station_paths())
 
 
 def installed_program() -> list[Path]:

@@ -11,8 +11,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from filelock import FileLock, Timeout
-
 from tofu_tui.models.commands import Command
 from tofu_tui.models.events import Event
 from tofu_tui.models.status import StationStatus
@@ -23,26 +21,10 @@ from tofu_tui.station.control import (
     ControlError,
     socket_path_for_display,
 )
-from tofu_tui.station.paths import StationPaths, station_paths
+from tofu_tui.station.paths import StationPaths, daemon_running, station_paths
 from tofu_tui.tui.backend import BackendMode, BackendUnavailable
 
 STARTING_GRACE_S = 5.0  # a daemon holds its lock a moment before its socket listens
-
-
-def daemon_holds_lock(paths: StationPaths) -> bool:
-    """True while some process runs this station's engine (it holds `daemon.lock`)."""
-    if not paths.data_dir.exists():
-        return False
-    lock = FileLock(str(paths.daemon_lock), timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        return True
-    except OSError:
-        # A lock file we may not open belongs to another user's daemon: it is theirs.
-        return paths.daemon_lock.exists()
-    lock.release()
-    return False
 
 
 def _socket_exists(paths: StationPaths) -> bool:
@@ -70,14 +52,14 @@ async def connect(paths: StationPaths | None = None) -> DaemonBackend | None:
                     await client.status()  # a socket file that answers is a daemon
             except (ControlError, TimeoutError):
                 await client.close()
-                if not daemon_holds_lock(paths):
+                if not daemon_running(paths):
                     return None  # the stale socket of a daemon that died; the engine replaces it
                 if asyncio.get_running_loop().time() >= deadline:
                     raise _unreachable(paths, "does not answer (another user's, or the daemon is stuck)") \
                         from None
             else:
                 return DaemonBackend(paths, client)
-        elif not daemon_holds_lock(paths):
+        elif not daemon_running(paths):
             return None
         elif asyncio.get_running_loop().time() >= deadline:
             raise _unreachable(paths, "does not exist")
