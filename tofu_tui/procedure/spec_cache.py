@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 MAX_ENTRIES = 128
-_ENGINE_MODULES = ("schema.py", "load.py", "identifiers.py", "durations.py")
+_ENGINE_MODULES = ("schema.py", "load.py", "yaml_lines.py", "identifiers.py", "durations.py")
 _fingerprint: bytes | None = None
 
 _log = logging.getLogger(__name__)
