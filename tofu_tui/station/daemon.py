@@ -180,10 +180,7 @@ class StationDaemon:
         self.bus.add_sink(self.run_replay.record)
         self._close_interrupted_run()
         self._housekeeping(startup=True)
-        try:
-            self._requeue_kept()
-        except Exception as exc:  # the queue is still broken: the files stay for later
-            self.say("error", "kept_runs_failed", {"message": f"{type(exc).__name__}: {exc}"})
+        self._requeue_kept()
         self.control = ControlServer(self.paths, self, say=self.say)
         await self.control.start()
         if self.handle_signals:
@@ -532,10 +529,7 @@ class StationDaemon:
                                                              "message": f"{type(exc).__name__}: {exc}",
                                                              "traceback": traceback.format_exc()})
             self._housekeeping(startup=False)
-            try:
-                self._requeue_kept()
-            except Exception as exc:
-                self.say("error", "kept_runs_failed", {"message": f"{type(exc).__name__}: {exc}"})
+            self._requeue_kept()
             self._drain_now.set()
             if self.stopping:
                 self._stop.set()
@@ -592,7 +586,11 @@ class StationDaemon:
         """Runs kept aside when the queue failed go into it now, if it works again."""
         if not unqueued.folder(self.paths).is_dir():
             return
-        queued, problems = unqueued.requeue(self.paths, self.queue)
+        try:
+            queued, problems = unqueued.requeue(self.paths, self.queue)
+        except Exception as exc:  # the queue is still broken: the files stay for later
+            self.say("error", "kept_runs_failed", {"message": f"{type(exc).__name__}: {exc}"})
+            return
         for event in queued:
             self._publish(event)
         if queued:
