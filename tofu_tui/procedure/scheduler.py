@@ -412,9 +412,7 @@ class Scheduler:
         job = self._tasks.get(task)
         if (
             job is None
-            or self.killed
-            or self.operator_stop
-            or self.abort_error
+            or self._interrupted
             or self._shutdown_started
             or self._wakeup is None  # the loop is not asleep: it will see the task itself
         ):
@@ -423,7 +421,7 @@ class Scheduler:
         del self._tasks[task]
         try:
             self._finish(job, task)
-            if self.killed or self.operator_stop or self.abort_error or not self._n_open:
+            if self._interrupted or not self._n_open:
                 self._wake()
                 return
             self._fill()
@@ -433,6 +431,11 @@ class Scheduler:
             return
         if not self._tasks:
             self._wake()  # nothing runs (all waiting on a delay, or blocked): the loop decides
+
+    @property
+    def _interrupted(self) -> bool:
+        """Killed, stopped by the operator, or aborted by a plug failure."""
+        return self.killed or self.operator_stop or self.abort_error
 
     def _wake(self, *_: object) -> None:
         self._woken = True
